@@ -1,0 +1,2 @@
+def ask_command(question: str) -> None:
+    """Ask (not built yet)."""

@@ -1,0 +1,2 @@
+def serve_command() -> None:
+    """Serve (not built yet)."""

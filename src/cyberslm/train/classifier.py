@@ -1,0 +1,2 @@
+def classifier_command() -> None:
+    """Not built yet."""

@@ -1,0 +1,2 @@
+def gguf_command() -> None:
+    """Not built yet."""

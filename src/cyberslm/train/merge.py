@@ -1,0 +1,2 @@
+def merge_command() -> None:
+    """Not built yet."""

@@ -1,0 +1,2 @@
+def plan_command() -> None:
+    """Not built yet."""

@@ -1,0 +1,2 @@
+def sft_command() -> None:
+    """Not built yet."""

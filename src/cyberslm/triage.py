@@ -1,0 +1,2 @@
+def triage_command(text: list[str]) -> None:
+    """Triage (not built yet)."""
