@@ -40,25 +40,10 @@ cli.command("plan")(plan_command)
 def app() -> None:
     """Entry point: bad input is one line on stderr and exit status 2, never a traceback."""
     try:
-        cli(standalone_mode=False)
+        cli()  # standalone: typer prints usage errors itself and exits
     except CyberslmError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        print("aborted", file=sys.stderr)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
-    except Exception as exc:  # click's usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
 
 
 if __name__ == "__main__":
