@@ -45,7 +45,7 @@ class RelatedWeakness:
     view_id: str
 
 
-@dataclass
+@dataclass(kw_only=True)  # kw_only: `kind` gets a default here, so later fields must be keywords
 class Weakness(Entry):
     """A CWE entry with the fields triage explanations and SFT justifications are grounded in."""
 
