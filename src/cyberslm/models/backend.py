@@ -53,7 +53,7 @@ class Backend(ABC):
         """Sum of log-probabilities of each continuation given its conversation."""
         raise CyberslmError(f"backend {self.name!r} cannot score log-likelihoods")
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional hook, empty by default)
         """Free the model (GPU memory, worker threads)."""
 
 
