@@ -1,2 +1,381 @@
-def classifier_command() -> None:
-    """Not built yet."""
+"""`cyberslm train classifier`: learn CVE description -> CWE from a labelled table or CVE feeds.
+
+Recipe (chosen on the temporal NVD split, see docs/bench/triage.md): word 1-2-gram sublinear TF-IDF,
+a one-vs-rest linear SVM, weights pruned to the largest entries, and a softmax temperature fit on a
+validation split so probabilities are calibrated. Labels with fewer than `min_support` training rows are
+dropped from training (they are rare; the classifier never predicts them) and counted in the manifest.
+Test rows whose id or near-duplicate description also occurs in training are removed (decontamination).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import typer
+
+from cyberslm.errors import CyberslmError
+
+
+# -- data ------------------------------------------------------------------------------------------------
+def load_rows(paths: list[Path]) -> list[dict]:
+    """Rows {id, description, cwe, cwes, year} from tables (`cyberslm data cwe` .jsonl/.parquet) or CVE feeds."""
+    from cyberslm.data.cwe_table import cwe_row
+    from cyberslm.data.reader import read_cves
+
+    rows: dict[str, dict] = {}
+    for path in paths:
+        if not path.exists():
+            raise CyberslmError(f"{path}: no such file or folder")
+        if path.suffix == ".jsonl":
+            with open(path, encoding="utf-8") as fh:
+                for n, line in enumerate(fh, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        row = json.loads(line)
+                        row["description"], row["cwe"]  # noqa: B018 - required fields
+                    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                        raise CyberslmError(f"{path}: line {n}: not a CWE table row ({exc})") from exc
+                    rows[row["id"]] = row
+        elif path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            for row in pq.read_table(path).to_pylist():
+                rows[row["id"]] = row
+        else:
+            for record in read_cves(path):
+                if record.real_cwes:
+                    rows[record.id] = cwe_row(record)
+    out = []
+    for row in rows.values():
+        row.setdefault("cwes", [row["cwe"]])
+        if row.get("year") is None:
+            row["year"] = _year(row["id"])
+        if row["cwe"] and str(row["cwe"]).startswith("CWE-") and row["description"]:
+            out.append(row)
+    if not out:
+        raise CyberslmError(f"{', '.join(map(str, paths))}: no rows with a real CWE label")
+    return out
+
+
+def _year(cve_id: str) -> int | None:
+    parts = str(cve_id).split("-")
+    return int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else None
+
+
+def split(rows: list[dict], test_year: int | None, seed: int = 0, near_dup: float = 0.8):
+    """(train, test, stats): test = rows of `test_year` (default: the newest year), decontaminated.
+
+    A table holding one year only gets a seeded random 20% test split instead.
+    """
+    from cyberslm.data.decontam import Exclusions
+
+    years = {r["year"] for r in rows if r["year"] is not None}
+    year = test_year if test_year is not None else (max(years) if len(years) > 1 else None)
+    if year is not None:
+        train = [r for r in rows if r["year"] != year]
+        test = [r for r in rows if r["year"] == year]
+    else:
+        shuffled = sorted(rows, key=lambda r: r["id"])
+        random.Random(seed).shuffle(shuffled)
+        cut = max(1, len(shuffled) // 5)
+        test, train = shuffled[:cut], shuffled[cut:]
+    if not train or not test:
+        raise CyberslmError(f"temporal split on year {year}: {len(train)} train and {len(test)} test rows")
+    seen = Exclusions(
+        ids=[r["id"] for r in train], descriptions=[r["description"] for r in train], threshold=near_dup
+    )
+    kept = [
+        r for r in test if r["id"].upper() not in seen.ids and not seen.is_near_duplicate(r["description"])
+    ]
+    stats = {
+        "test_year": year,
+        "train_rows": len(train),
+        "test_rows_before_decontam": len(test),
+        "test_rows": len(kept),
+        "test_dropped_near_duplicates": len(test) - len(kept),
+    }
+    return train, kept, stats
+
+
+# -- model -----------------------------------------------------------------------------------------------
+def fit(
+    train: list[dict],
+    min_support: int = 10,
+    min_df: int = 2,
+    c: float = 0.5,
+    max_weights: int = 2_500_000,
+    recency: float = 4.0,
+    weaknesses_only: bool = True,
+    seed: int = 0,
+    progress=lambda msg: None,
+):
+    """Train and calibrate a CweClassifier on `train` rows; returns (classifier, info)."""
+    import numpy as np
+    from scipy.sparse import csr_matrix
+    from sklearn.svm import LinearSVC
+
+    from cyberslm.models.cwe_classifier import CweClassifier, softmax, tokenize
+
+    # Validation (for the temperature) is 15% of the newest year: the rows most like the data the model
+    # will meet, so probabilities are calibrated for drift rather than for the training years.
+    rows = sorted(train, key=lambda r: r["id"])
+    random.Random(seed).shuffle(rows)
+    newest_year = max((r["year"] or 0) for r in rows)
+    recent = [r for r in rows if (r["year"] or 0) == newest_year]
+    val_ids = {r["id"] for r in recent[: max(1, len(recent) * 15 // 100)]}
+    val = [r for r in rows if r["id"] in val_ids]
+    fit_rows = [r for r in rows if r["id"] not in val_ids]
+    support = Counter(r["cwe"] for r in fit_rows)
+    categories = _categories(support) if weaknesses_only else set()
+    labels = sorted(
+        (c_ for c_, n in support.items() if n >= min_support and c_ not in categories),
+        key=lambda s: int(s.split("-")[1]),
+    )
+    if len(labels) < 2:
+        raise CyberslmError(
+            f"only {len(labels)} CWE label(s) have >= {min_support} training rows; "
+            "give more data or a lower --min-support"
+        )
+    index = {c_: i for i, c_ in enumerate(labels)}
+    fit_rows = [r for r in fit_rows if r["cwe"] in index]
+
+    progress(f"vocabulary over {len(fit_rows)} rows")
+    df = Counter()
+    for r in fit_rows:
+        df.update(set(tokenize(r["description"])))
+    terms = sorted(t for t, n in df.items() if n >= min_df)
+    vocab = {t: i for i, t in enumerate(terms)}
+    n = len(fit_rows)
+    idf = np.array([math.log((1 + n) / (1 + df[t])) + 1 for t in terms], np.float32)
+    bare = CweClassifier(
+        vocab,
+        idf,
+        csr_matrix((len(terms), len(labels)), dtype=np.float32),
+        np.zeros(len(labels), np.float32),
+        labels,
+    )
+    x = bare.vectorize([r["description"] for r in fit_rows])
+    y = np.array([index[r["cwe"]] for r in fit_rows])
+
+    progress(f"linear SVM: {x.shape[0]} rows x {x.shape[1]} features x {len(labels)} labels")
+    # Recency weights: NVD's labelling drifts (CWE-119 -> CWE-787, CWE-200 -> finer ids), so the newest year
+    # counts 4x and the two before it 1.5x; on a 2021-as-test check this beat flat weights (docs/bench/triage.md).
+    newest = max((r["year"] or 0) for r in fit_rows)
+    age = np.array([newest - (r["year"] or 0) for r in fit_rows])
+    weight = np.where(age == 0, recency, np.where(age <= 2, 1.5, 1.0)) if recency != 1 else None
+    svm = LinearSVC(C=c, random_state=seed).fit(x, y, sample_weight=weight)
+    w = svm.coef_.T.astype(np.float32)  # features x labels
+    if w.size > max_weights:  # keep the largest weights: the rest barely move a score
+        cut = np.partition(np.abs(w).ravel(), w.size - max_weights)[w.size - max_weights]
+        w[np.abs(w) < cut] = 0
+    used = np.flatnonzero(np.abs(w).sum(axis=1) > 0)  # drop features that lost every weight
+    vocab = {t: j for j, t in enumerate(terms[i] for i in used)}
+    clf = CweClassifier(
+        vocab,
+        idf[used],
+        csr_matrix(w[used].astype(np.float16).astype(np.float32)),
+        svm.intercept_.astype(np.float32),
+        labels,
+    )
+
+    progress("temperature on the validation split")
+    val_in = [r for r in val if r["cwe"] in index]
+    s = clf.scores([r["description"] for r in val_in])
+    yv = np.array([index[r["cwe"]] for r in val_in])
+    grid = np.exp(np.linspace(math.log(0.01), math.log(10), 200))
+    nll = [-np.log(softmax(s / t)[np.arange(len(yv)), yv] + 1e-12).mean() for t in grid]
+    clf.temperature = float(grid[int(np.argmin(nll))])
+    info = {
+        "labels": len(labels),
+        "min_support": min_support,
+        "fit_rows": len(fit_rows),
+        "validation_rows": len(val_in),
+        "validation": f"15% of {newest_year}",
+        "features": len(vocab),
+        "nonzero_weights": int(clf.weights.nnz),
+        "temperature": round(clf.temperature, 4),
+        "validation_nll": round(float(min(nll)), 4),
+        "dropped_rare_label_rows": sum(1 for r in rows if r["id"] not in val_ids and r["cwe"] not in index),
+        "dropped_rare_labels": len(support) - len(labels) - len(categories),
+        "dropped_category_labels": sorted(categories, key=lambda s: int(s.split("-")[1])),
+        "C": c,
+        "min_df": min_df,
+        "recency_weight": recency,
+    }
+    return clf, info
+
+
+def _categories(labels) -> set[str]:
+    """Labels that are CWE categories (CWE-264, CWE-399, ...), not weaknesses. NVD stopped assigning them,
+    so a model that predicts them is wrong on new CVEs; their rows are left out of training."""
+    from cyberslm.knowledge import load_knowledge
+
+    kb = load_knowledge()
+    return {c for c in labels if (entry := kb.get(c)) is not None and entry.kind == "cwe-category"}
+
+
+def evaluate(
+    topk: list[list[tuple[str, float]]], rows: list[dict], labels: list[str], bins: int = 15
+) -> dict:
+    """top-1 strict (best prediction is one of the row's CWEs), top-3, macro-F1 over labels, ECE of top-1."""
+    import numpy as np
+
+    hit1 = np.array([p[0][0] in r["cwes"] for p, r in zip(topk, rows, strict=True)], float)
+    hit3 = np.array([any(c in r["cwes"] for c, _ in p[:3]) for p, r in zip(topk, rows, strict=True)], float)
+    conf = np.array([p[0][1] for p in topk])
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(conf, edges) - 1, 0, bins - 1)
+    ece = sum(
+        abs(hit1[which == b].mean() - conf[which == b].mean()) * (which == b).mean()
+        for b in range(bins)
+        if (which == b).any()
+    )
+    return {
+        "top1": round(float(hit1.mean()), 4),
+        "top3": round(float(hit3.mean()), 4),
+        "macro_f1": round(macro_f1(topk, rows, labels), 4),
+        "ece": round(float(ece), 4),
+        "rows": len(rows),
+    }
+
+
+def macro_f1(topk: list[list[tuple[str, float]]], rows: list[dict], labels: list[str]) -> float:
+    """Macro-F1 over `labels`; the truth is the predicted CWE when it is one of the row's CWEs, else its first."""
+    tp, fp, fn = Counter(), Counter(), Counter()
+    for p, r in zip(topk, rows, strict=True):
+        pred = p[0][0]
+        truth = pred if pred in r["cwes"] else r["cwe"]
+        if pred == truth:
+            tp[pred] += 1
+        else:
+            fp[pred] += 1
+            fn[truth] += 1
+    f1 = [2 * tp[c] / (2 * tp[c] + fp[c] + fn[c]) if tp[c] + fp[c] + fn[c] else 0.0 for c in labels]
+    return sum(f1) / len(f1) if f1 else 0.0
+
+
+def sha256(path: Path) -> str:
+    if path.is_dir():
+        return "folder"
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# -- command ---------------------------------------------------------------------------------------------
+def classifier_command(
+    inputs: list[Path] = typer.Argument(
+        ..., help="CWE table(s) from `cyberslm data cwe` (.jsonl/.parquet) or CVE feeds."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Artifact folder to write (safetensors + JSON)."),
+    test_year: int = typer.Option(
+        None, "--test-year", help="Held-out year (default: the newest year in the data)."
+    ),
+    exclude: list[Path] = typer.Option(
+        [], "--exclude", help="Benchmark file (CTI-Bench TSV or id list) to keep out of training; repeatable."
+    ),
+    min_support: int = typer.Option(
+        10, "--min-support", help="Train only on CWE labels with at least this many rows."
+    ),
+    c: float = typer.Option(
+        0.5, "--c", help="SVM regularization (higher: fit the training data more closely)."
+    ),
+    max_weights: int = typer.Option(
+        2_500_000, "--max-weights", help="Keep this many largest weights (artifact size)."
+    ),
+    recency: float = typer.Option(
+        4.0, "--recency", help="Weight of the newest training year's rows (1 = flat)."
+    ),
+    all_labels: bool = typer.Option(
+        False,
+        "--keep-categories",
+        help="Also train on rows labelled with CWE categories (CWE-264, ...), which NVD no longer assigns.",
+    ),
+    final: bool = typer.Option(
+        False, "--final", help="After measuring, retrain on train + test rows for the shipped artifact."
+    ),
+) -> None:
+    """Train the fast CPU CWE classifier; writes the artifact and its manifest (with held-out metrics)."""
+    from rich.console import Console
+
+    from cyberslm.data.decontam import load_exclusions
+
+    console = Console(stderr=True)
+    say = lambda msg: console.log(msg)  # noqa: E731
+    started = time.time()
+    rows = load_rows(inputs)
+    excluded = 0
+    if exclude:
+        ex = load_exclusions(exclude)
+        keep = [
+            r for r in rows if r["id"].upper() not in ex.ids and not ex.is_near_duplicate(r["description"])
+        ]
+        excluded, rows = len(rows) - len(keep), keep
+    say(f"{len(rows)} labelled rows ({excluded} excluded as benchmark)")
+    train, test, split_stats = split(rows, test_year)
+    say(f"split: {split_stats}")
+    clf, info = fit(
+        train,
+        min_support=min_support,
+        c=c,
+        max_weights=max_weights,
+        recency=recency,
+        weaknesses_only=not all_labels,
+        progress=say,
+    )
+    metrics = evaluate(clf.predict_topk([r["description"] for r in test], k=3), test, clf.labels)
+    say(f"held-out: {metrics}")
+    if final:
+        clf, info = fit(
+            train + test,
+            min_support=min_support,
+            c=c,
+            max_weights=max_weights,
+            recency=recency,
+            weaknesses_only=not all_labels,
+            progress=say,
+        )
+    years = sorted({r["year"] for r in (train + test if final else train) if r["year"] is not None})
+    manifest = {
+        "format": "cyberslm-cwe-classifier/1",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "command": "cyberslm train classifier "
+        + " ".join(
+            sys.argv[3:] if sys.argv[1:3] == ["train", "classifier"] else map(str, [*inputs, "-o", out])
+        ),
+        "inputs": [{"path": str(p), "sha256": sha256(p)} for p in inputs],
+        "excluded_benchmarks": [{"path": str(p), "sha256": sha256(p)} for p in exclude],
+        "excluded_rows": excluded,
+        "trained_on_years": years,
+        "split": split_stats,
+        "held_out_metrics": metrics,
+        "held_out_note": (
+            "metrics of a model trained without the test year"
+            + ("; the saved model was then retrained on all years" if final else "")
+        ),
+        "label_count": len(clf.labels),
+        "training": info,
+        "rare_labels": f"CWE labels with < {min_support} training rows are dropped from training, never predicted",
+        "seconds": round(time.time() - started, 1),
+    }
+    if any(y == 2021 for y in years) and not exclude:
+        manifest["contamination_note"] = (
+            "trained on NVD 2021 CVEs: CTI-RCM-2021 scores of this model are not clean; "
+            "rebuild with --exclude cti-rcm-2021.tsv for a clean one"
+        )
+    clf.save(out, manifest)
+    size = sum(p.stat().st_size for p in Path(out).iterdir())
+    console.print(
+        f"wrote {out} ({size / 1e6:.1f} MB, {len(clf.labels)} labels): top-1 {metrics['top1']}, "
+        f"top-3 {metrics['top3']}, macro-F1 {metrics['macro_f1']}, ECE {metrics['ece']}"
+    )

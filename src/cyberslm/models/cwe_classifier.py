@@ -1,0 +1,197 @@
+"""The fast CPU CWE classifier: TF-IDF word n-grams and a sparse linear model, numpy + scipy only.
+
+An artifact is a folder of plain data, never pickle:
+- weights.safetensors: `idf` (n_features,), the sparse weight matrix as CSR (`w_indptr`, `w_indices`,
+  `w_data` float16; rows = features, columns = labels) and `bias` (n_labels,);
+- vocab.json: n-gram -> feature index;  config.json: labels, temperature, preprocessing;
+- manifest.json: how it was built (inputs and their sha256, command, metrics, date).
+
+Scores are `l2norm(tfidf(text)) @ W + bias`; probabilities are softmax(scores / temperature), the
+temperature fit on a validation split, so they are calibrated rather than raw margins.
+Training (sklearn, slow to import) lives in cyberslm.train.classifier; only inference is here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from itertools import repeat
+from pathlib import Path
+
+import numpy as np
+
+from cyberslm.errors import CyberslmError
+from cyberslm.paths import ASSETS
+
+DEFAULT_DIR = ASSETS / "cwe-classifier"
+FORMAT = "cyberslm-cwe-classifier/1"
+TOKEN = re.compile(r"[a-z0-9_]{2,}")  # like sklearn's default token pattern, on lower-cased text
+_VERSION = re.compile(r"\b\d+(?:\.\d+)+[a-z0-9]*\b")  # 2.4.1, 10.0.19041: version numbers carry no weakness
+_BREAK = "zzzbreakzzz"  # joins texts in `vectorize`; never in a vocabulary (bigrams with it are unseen)
+_PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib", ".pt", ".pth", ".bin", ".ckpt", ".npy", ".npz"}
+
+
+def tokenize(text: str) -> list[str]:
+    """Unigrams and bigrams of the lower-cased text, version numbers folded to one token."""
+    words = TOKEN.findall(_VERSION.sub(" vernum ", text.lower()))
+    return words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+
+
+class CweClassifier:
+    """Maps CVE descriptions to CWE ids with calibrated probabilities. Load with `CweClassifier.load`."""
+
+    def __init__(
+        self,
+        vocab: dict[str, int],
+        idf: np.ndarray,
+        weights,
+        bias: np.ndarray,
+        labels: list[str],
+        temperature: float = 1.0,
+        manifest: dict | None = None,
+    ):
+        self.vocab = vocab
+        self.idf = idf.astype(np.float32)
+        self.weights = weights  # scipy CSR (n_features x n_labels), stored sparse
+        self._dense = None  # dense copy for scoring: sparse x dense is ~5x faster than sparse x sparse
+        self.bias = bias.astype(np.float32)
+        self.labels = list(labels)
+        self.temperature = float(temperature)
+        self.manifest = manifest or {}
+
+    # -- features and scores ------------------------------------------------------------------------
+    def vectorize(self, texts: list[str]):
+        """Sublinear TF-IDF, L2-normalized rows, as a scipy CSR matrix (len(texts) x n_features).
+
+        All texts are tokenized as one string with a break token between them, so the per-token work
+        (regex, bigram joins, vocabulary lookups) runs in C, not in a Python loop per text.
+        """
+        from scipy.sparse import csr_matrix
+
+        n = len(texts)
+        joined = f" {_BREAK} ".join(texts).lower()
+        words = TOKEN.findall(_VERSION.sub(" vernum ", joined))
+        grams = words + list(map(" ".join, zip(words, words[1:], strict=False)))
+        ids = np.fromiter(map(self.vocab.get, grams, repeat(-1)), np.int32, len(grams))
+        is_break = np.fromiter(map(_BREAK.__eq__, words), bool, len(words))
+        doc = np.cumsum(is_break)  # text index of each word; a bigram belongs to its first word's text
+        rows = np.concatenate([doc, doc[:-1]]) if len(words) else doc
+        keep = ids >= 0
+        x = csr_matrix(
+            (np.ones(int(keep.sum()), np.float32), (rows[keep], ids[keep])), shape=(n, len(self.idf))
+        )
+        x.sum_duplicates()
+        x.data = (1.0 + np.log(x.data)) * self.idf[x.indices]
+        row_of = np.repeat(np.arange(n), np.diff(x.indptr))
+        norms = np.sqrt(np.bincount(row_of, weights=x.data**2, minlength=n)).astype(np.float32)
+        x.data /= np.maximum(norms, 1e-12)[row_of]
+        return x
+
+    def scores(self, texts: list[str]) -> np.ndarray:
+        """Raw linear scores (len(texts) x n_labels)."""
+        if self._dense is None:
+            self._dense = self.weights.toarray().astype(np.float32)
+        return np.asarray(self.vectorize(texts) @ self._dense, dtype=np.float32) + self.bias
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        """Calibrated probabilities over `labels` (rows sum to 1)."""
+        return softmax(self.scores(texts) / self.temperature)
+
+    def predict_topk(self, texts: list[str], k: int = 3) -> list[list[tuple[str, float]]]:
+        """The k most probable (CWE id, probability) per text, best first."""
+        if not texts:
+            return []
+        proba = self.predict_proba(list(texts))
+        k = max(1, min(k, len(self.labels)))
+        top = np.argpartition(-proba, k - 1, axis=1)[:, :k]
+        order = np.take_along_axis(proba, top, 1).argsort(axis=1)[:, ::-1]
+        top = np.take_along_axis(top, order, 1)
+        return [[(self.labels[j], float(p[j])) for j in row] for row, p in zip(top, proba, strict=True)]
+
+    # -- persistence --------------------------------------------------------------------------------
+    def save(self, folder: str | Path, manifest: dict | None = None) -> Path:
+        """Write the artifact (safetensors + JSON) to `folder`."""
+        from safetensors.numpy import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        w = self.weights.tocsr()
+        save_file(
+            {
+                "idf": self.idf.astype(np.float32),
+                "bias": self.bias.astype(np.float32),
+                "w_indptr": w.indptr.astype(np.int32),
+                "w_indices": w.indices.astype(np.int32),
+                "w_data": w.data.astype(np.float16),
+            },
+            str(folder / "weights.safetensors"),
+        )
+        (folder / "vocab.json").write_text(json.dumps(self.vocab, ensure_ascii=False, separators=(",", ":")))
+        config = {
+            "format": FORMAT,
+            "labels": self.labels,
+            "temperature": self.temperature,
+            "n_features": len(self.idf),
+            "preprocessing": {
+                "lowercase": True,
+                "version_numbers": _VERSION.pattern + " -> 'vernum'",
+                "token": TOKEN.pattern,
+                "ngrams": [1, 2],
+                "tf": "1 + log(count)",
+                "norm": "l2",
+            },
+        }
+        (folder / "config.json").write_text(json.dumps(config, indent=1))
+        if manifest is not None:
+            self.manifest = manifest
+        (folder / "manifest.json").write_text(json.dumps(self.manifest, indent=1))
+        return folder
+
+    @classmethod
+    def load(cls, spec: str | Path = "default") -> CweClassifier:
+        """The bundled default (`"default"`) or an artifact folder; refuses anything but safetensors + JSON."""
+        folder = DEFAULT_DIR if str(spec) in ("default", "") else Path(spec).expanduser()
+        return _load(str(folder.resolve()) if folder.exists() else str(folder))
+
+
+@lru_cache(maxsize=4)
+def _load(folder_str: str) -> CweClassifier:
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+    from scipy.sparse import csr_matrix
+
+    folder = Path(folder_str)
+    if not folder.is_dir():
+        raise CyberslmError(f"{folder}: no classifier artifact (expected a folder with weights.safetensors)")
+    unsafe = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in _PICKLE_SUFFIXES)
+    if unsafe:
+        raise CyberslmError(
+            f"{folder}: refusing to load pickle-style files {unsafe}; artifacts are safetensors + JSON"
+        )
+    for name in ("weights.safetensors", "vocab.json", "config.json"):
+        if not (folder / name).is_file():
+            raise CyberslmError(f"{folder}: classifier artifact is missing {name}")
+    try:
+        config = json.loads((folder / "config.json").read_text())
+        vocab = json.loads((folder / "vocab.json").read_text())
+        t = load_file(str(folder / "weights.safetensors"))
+    except (ValueError, OSError, SafetensorError) as exc:
+        raise CyberslmError(f"{folder}: unreadable classifier artifact ({exc})") from exc
+    if config.get("format") != FORMAT:
+        raise CyberslmError(f"{folder}/config.json: format {config.get('format')!r}, expected {FORMAT!r}")
+    labels = config["labels"]
+    weights = csr_matrix(
+        (t["w_data"].astype(np.float32), t["w_indices"], t["w_indptr"]), shape=(len(t["idf"]), len(labels))
+    )
+    manifest_path = folder / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    return CweClassifier(
+        vocab, t["idf"], weights, t["bias"], labels, config.get("temperature", 1.0), manifest
+    )
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)

@@ -1,0 +1,116 @@
+"""The CWE classifier: training on a tiny table, safetensors round trip, the shipped default artifact."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from cyberslm.errors import CyberslmError
+from cyberslm.models.cwe_classifier import DEFAULT_DIR, CweClassifier
+
+
+def test_trained_tiny_model_predicts_its_labels(tiny_model):
+    clf = CweClassifier.load(tiny_model)
+    assert sorted(clf.labels) == ["CWE-22", "CWE-787", "CWE-79", "CWE-89"]
+    top = clf.predict_topk(["sql injection in the admin panel", "path traversal of the plugin"], k=2)
+    assert [t[0][0] for t in top] == ["CWE-89", "CWE-22"]
+    assert all(len(t) == 2 for t in top)
+
+
+def test_artifact_is_safetensors_and_json_only(tiny_model):
+    names = sorted(p.name for p in tiny_model.iterdir())
+    assert names == ["config.json", "manifest.json", "vocab.json", "weights.safetensors"]
+    manifest = json.loads((tiny_model / "manifest.json").read_text())
+    assert manifest["label_count"] == 4
+    assert len(manifest["inputs"][0]["sha256"]) == 64
+    assert {"top1", "top3", "macro_f1", "ece"} <= set(manifest["held_out_metrics"])
+    # weights, not training descriptions: no training text survives in the artifact
+    vocab = json.loads((tiny_model / "vocab.json").read_text())
+    assert vocab and max(len(term.split()) for term in vocab) <= 2
+
+
+def test_save_load_round_trip_gives_same_probabilities(tiny_model, tmp_path):
+    clf = CweClassifier.load(tiny_model)
+    texts = ["stored xss in the comment field", "heap-based buffer overflow via a crafted request"]
+    copy = CweClassifier.load(clf.save(tmp_path / "copy", clf.manifest))
+    np.testing.assert_allclose(clf.predict_proba(texts), copy.predict_proba(texts), rtol=1e-5)
+    assert copy.labels == clf.labels and copy.temperature == clf.temperature
+
+
+def test_loading_refuses_pickle_files(tiny_model, tmp_path):
+    clf = CweClassifier.load(tiny_model)
+    folder = clf.save(tmp_path / "poisoned")
+    (folder / "model.pkl").write_bytes(b"\x80\x04N.")
+    with pytest.raises(CyberslmError, match="pickle"):
+        CweClassifier.load(folder)
+
+
+def test_missing_artifact_is_a_clear_error(tmp_path):
+    with pytest.raises(CyberslmError, match="no classifier artifact"):
+        CweClassifier.load(tmp_path / "nope")
+
+
+@pytest.fixture(scope="module")
+def default():
+    return CweClassifier.load("default")
+
+
+def test_default_artifact_maps_obvious_descriptions(default):
+    top = default.predict_topk(
+        [
+            "SQL injection in login.php via the id parameter",
+            "Cross-site scripting (XSS) vulnerability in search.php allows remote attackers to inject arbitrary "
+            "web script or HTML via the q parameter.",
+        ],
+        k=3,
+    )
+    assert top[0][0][0] == "CWE-89"
+    assert top[1][0][0] == "CWE-79"
+
+
+def test_default_probabilities_are_sorted_and_sum_at_most_one(default):
+    for row in default.predict_topk(["Use-after-free in the renderer allows code execution", "x"], k=5):
+        probs = [p for _, p in row]
+        assert probs == sorted(probs, reverse=True)
+        assert 0 < sum(probs) <= 1 + 1e-6
+
+
+def test_default_artifact_is_small_and_documented():
+    size = sum(p.stat().st_size for p in DEFAULT_DIR.iterdir())
+    assert size < 25_000_000
+    manifest = json.loads((DEFAULT_DIR / "manifest.json").read_text())
+    assert manifest["label_count"] >= 50
+    assert "2021" in manifest["contamination_note"]
+
+
+def test_batched_vectorize_equals_one_text_at_a_time(tiny_model):
+    clf = CweClassifier.load(tiny_model)
+    texts = [
+        "SQL injection in version 2.1.3",
+        "",
+        "path traversal of the plugin",
+        "stored xss\nin the comment field",
+    ]
+    batch = clf.vectorize(texts).toarray()
+    alone = np.vstack([clf.vectorize([t]).toarray() for t in texts])
+    np.testing.assert_allclose(batch, alone, rtol=1e-6)
+    assert batch[1].sum() == 0 and np.allclose(np.linalg.norm(batch[[0, 2, 3]], axis=1), 1)
+
+
+def test_evaluate_counts_strict_hits_on_any_real_cwe():
+    from cyberslm.train.classifier import evaluate
+
+    rows = [
+        {"cwe": "CWE-79", "cwes": ["CWE-79"]},
+        {"cwe": "CWE-787", "cwes": ["CWE-787", "CWE-119"]},
+        {"cwe": "CWE-89", "cwes": ["CWE-89"]},
+    ]
+    topk = [
+        [("CWE-79", 0.9), ("CWE-89", 0.1)],
+        [("CWE-119", 0.6), ("CWE-787", 0.4)],
+        [("CWE-79", 0.5), ("CWE-89", 0.4)],
+    ]
+    m = evaluate(topk, rows, ["CWE-79", "CWE-89", "CWE-119", "CWE-787"])
+    assert m["top1"] == round(2 / 3, 4) and m["top3"] == 1.0 and m["rows"] == 3
