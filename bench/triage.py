@@ -1,6 +1,7 @@
 """Benchmark of the CPU CWE classifier and `cyberslm triage` (figures in docs/bench/triage.md).
 
     python bench/triage.py [--feeds /work/shared/data/nvd] [--test-year 2022]
+    python bench/triage.py --validate 2021   # recipe choice: train on earlier years, test on 2021
 
 Held-out accuracy on the temporal NVD split (train 2002 + 2017-2021, test 2022, decontaminated) of the
 shipped default classifier next to a plain TF-IDF + LogisticRegression baseline on the same rows;
@@ -19,7 +20,7 @@ import time
 from pathlib import Path
 
 from cyberslm.models.cwe_classifier import CweClassifier
-from cyberslm.train.classifier import evaluate, load_rows, split
+from cyberslm.train.classifier import evaluate, fit, load_rows, split
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,6 +40,16 @@ def baseline(train: list[dict], test: list[dict], labels: list[str]) -> dict:
     top = (-proba).argsort(axis=1)[:, :3]
     topk = [[(model.classes_[j], float(p[j])) for j in row] for row, p in zip(top, proba, strict=True)]
     return evaluate(topk, test, labels)
+
+
+def validate(rows: list[dict], year: int) -> None:
+    """The validation split used to choose the recipe: rows up to `year`, test = `year` (never 2022)."""
+    train, test, stats = split([r for r in rows if r["year"] is not None and r["year"] <= year], year)
+    print(f"validation split: {json.dumps(stats)}")
+    for name, modernise in (("modernised labels (shipped)", True), ("old labels", False)):
+        clf, info = fit(train, modernise_labels=modernise)
+        m = evaluate(clf.predict_topk([r["description"] for r in test], k=3), test, clf.labels)
+        print(f"validation {year}, {name}, {info['labels']} labels: {json.dumps(m)}", flush=True)
 
 
 def throughput(clf: CweClassifier, texts: list[str], repeats: int = 3) -> float:
@@ -93,9 +104,12 @@ def main() -> None:
     parser.add_argument("--model", default="default")
     parser.add_argument("--plot", type=Path, default=ROOT / "docs/bench/triage-reliability.png")
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--validate", type=int, metavar="YEAR", help="Only run the validation split.")
     args = parser.parse_args()
 
     rows = load_rows(sorted(args.feeds.glob("*.json*")) if args.feeds.is_dir() else [args.feeds])
+    if args.validate:
+        return validate(rows, args.validate)
     train, test, stats = split(rows, args.test_year)
     print(f"split: {json.dumps(stats)}")
     clf = CweClassifier.load(args.model)

@@ -114,3 +114,27 @@ def test_evaluate_counts_strict_hits_on_any_real_cwe():
     ]
     m = evaluate(topk, rows, ["CWE-79", "CWE-89", "CWE-119", "CWE-787"])
     assert m["top1"] == round(2 / 3, 4) and m["top3"] == 1.0 and m["rows"] == 3
+
+
+def test_modernise_moves_old_nvd_labels_to_the_ids_nvd_assigns_now():
+    from cyberslm.train.classifier import modernise
+
+    def row(cwe: str, text: str) -> dict:
+        return {"id": "CVE-2017-0001", "description": text, "cwe": cwe, "cwes": [cwe, "CWE-20"], "year": 2017}
+
+    rows = [
+        row("CWE-119", "A heap-based buffer over-read in parse()"),
+        row("CWE-119", "A use-after-free in the renderer"),
+        row("CWE-119", "Stack-based buffer overflow via a long name"),
+        row("CWE-119", "Improper bounds check"),  # no rule matches: keeps its label
+        row("CWE-264", "Local users gain privileges via a symlink"),
+        row("CWE-255", "The device has a hard-coded password"),
+        row("CWE-79", "Buffer overflow wording in an XSS row is left alone"),
+    ]
+    out, moves = modernise(rows)
+    assert [r["cwe"] for r in out] == [
+        "CWE-125", "CWE-416", "CWE-787", "CWE-119", "CWE-269", "CWE-798", "CWE-79"
+    ]  # fmt: skip
+    assert out[0]["cwes"] == ["CWE-125", "CWE-119", "CWE-20"]  # the new id first, the old ones kept
+    assert rows[0]["cwe"] == "CWE-119"  # inputs are not mutated
+    assert moves["CWE-119->CWE-787"] == 1 and sum(moves.values()) == 5

@@ -1,6 +1,7 @@
 """`cyberslm train classifier`: learn CVE description -> CWE from a labelled table or CVE feeds.
 
-Recipe (chosen on the temporal NVD split, see docs/bench/triage.md): word 1-2-gram sublinear TF-IDF,
+Recipe (chosen on the temporal NVD split, see docs/bench/triage.md): old NVD labels modernised to the
+ids NVD assigns today (`modernise`), word 1-2-gram sublinear TF-IDF,
 a one-vs-rest linear SVM, weights pruned to the largest entries, and a softmax temperature fit on a
 validation split so probabilities are calibrated. Labels with fewer than `min_support` training rows are
 dropped from training (they are rare; the classifier never predicts them) and counted in the manifest.
@@ -13,6 +14,7 @@ import hashlib
 import json
 import math
 import random
+import re
 import sys
 import time
 from collections import Counter
@@ -105,6 +107,71 @@ def split(rows: list[dict], test_year: int | None, seed: int = 0, near_dup: floa
     return train, kept, stats
 
 
+# -- label modernisation -----------------------------------------------------------------------------------
+# NVD's mapping moved from coarse ids (CWE-119, CWE-284) and CWE *categories* (CWE-264, CWE-255, ...) to
+# finer weaknesses of the CWE-1003 view (CWE-787, CWE-125, CWE-269, ...). A training row with an old label
+# is relabelled to the finer id its description names, so old rows teach the labels NVD assigns now
+# instead of competing with them. For weaknesses the targets are descendants in the research view
+# (CWE-119 -> 787, 125, 416 via 825; CWE-284 -> 269, 732 and 863 via 285); categories have no children,
+# so their targets are the weaknesses NVD uses for the same words. First matching rule wins; a row that
+# matches none keeps its label (categories are then dropped from training as before).
+def _rx(pattern: str) -> re.Pattern:
+    return re.compile(pattern, re.I)
+
+
+_UAF = _rx(r"use[- ]after[- ]free")
+_OOB_READ = _rx(
+    r"out[- ]of[- ]bounds? read|over-?read|read (?:access )?(?:violation|out of bounds)|invalid read"
+)
+_OOB_WRITE = _rx(r"out[- ]of[- ]bounds? write|overflow|overwrite|write|memory corruption|corrupt")
+_PRIVILEGE = (_rx(r"privilege|root access|as root|elevat"), "CWE-269")
+_PERMISSION = (_rx(r"permission"), "CWE-732")
+_AUTHZ = (_rx(r"authori[sz]|bypass|access control"), "CWE-863")
+_ANY = _rx(r".")
+MODERNISE: dict[str, list[tuple[re.Pattern, str]]] = {
+    "CWE-119": [
+        (_UAF, "CWE-416"),
+        (_OOB_READ, "CWE-125"),
+        (_OOB_WRITE, "CWE-787"),
+        (_rx(r"\bread"), "CWE-125"),
+    ],
+    "CWE-284": [_PRIVILEGE, _PERMISSION, _AUTHZ],
+    "CWE-264": [_PRIVILEGE, _PERMISSION, _AUTHZ],
+    "CWE-255": [
+        (_rx(r"hard[- ]?coded|default (?:password|credential)"), "CWE-798"),
+        (_rx(r"clear[- ]?text|plain[- ]?text"), "CWE-312"),
+        (_ANY, "CWE-522"),
+    ],
+    "CWE-310": [
+        (_rx(r"clear[- ]?text|plain[- ]?text"), "CWE-319"),
+        (_rx(r"certificate"), "CWE-295"),
+        (_ANY, "CWE-327"),
+    ],
+    "CWE-399": [
+        (_UAF, "CWE-416"),
+        (_rx(r"memory leak"), "CWE-401"),
+        (_rx(r"denial of service|consum|exhaust"), "CWE-400"),
+    ],
+    "CWE-189": [
+        (_rx(r"integer (?:overflow|underflow|wrap)|wraparound"), "CWE-190"),
+        (_rx(r"divi(?:de|sion) by zero"), "CWE-369"),
+    ],
+}
+
+
+def modernise(rows: list[dict]) -> tuple[list[dict], Counter]:
+    """Rows with old NVD labels relabelled by `MODERNISE`; returns (rows, Counter of 'old->new' moves)."""
+    out, moves = [], Counter()
+    for row in rows:
+        for pattern, new in MODERNISE.get(row["cwe"], ()):
+            if pattern.search(row["description"]):
+                moves[f"{row['cwe']}->{new}"] += 1
+                row = {**row, "cwe": new, "cwes": [new, *(c for c in row["cwes"] if c != new)]}
+                break
+        out.append(row)
+    return out, moves
+
+
 # -- model -----------------------------------------------------------------------------------------------
 def fit(
     train: list[dict],
@@ -114,6 +181,7 @@ def fit(
     max_weights: int = 2_500_000,
     recency: float = 4.0,
     weaknesses_only: bool = True,
+    modernise_labels: bool = True,
     seed: int = 0,
     progress=lambda msg: None,
 ):
@@ -126,6 +194,10 @@ def fit(
 
     # Validation (for the temperature) is 15% of the newest year: the rows most like the data the model
     # will meet, so probabilities are calibrated for drift rather than for the training years.
+    moves = Counter()
+    if modernise_labels:
+        train, moves = modernise(train)
+        progress(f"modernised {sum(moves.values())} old labels")
     rows = sorted(train, key=lambda r: r["id"])
     random.Random(seed).shuffle(rows)
     newest_year = max((r["year"] or 0) for r in rows)
@@ -206,6 +278,7 @@ def fit(
         "dropped_rare_label_rows": sum(1 for r in rows if r["id"] not in val_ids and r["cwe"] not in index),
         "dropped_rare_labels": len(support) - len(labels) - len(categories),
         "dropped_category_labels": sorted(categories, key=lambda s: int(s.split("-")[1])),
+        "modernised_labels": dict(moves.most_common()),
         "C": c,
         "min_df": min_df,
         "recency_weight": recency,
@@ -301,6 +374,11 @@ def classifier_command(
         "--keep-categories",
         help="Also train on rows labelled with CWE categories (CWE-264, ...), which NVD no longer assigns.",
     ),
+    keep_old_labels: bool = typer.Option(
+        False,
+        "--keep-old-labels",
+        help="Train on NVD's old labels as they are (no CWE-119 -> CWE-787/125/416 style modernisation).",
+    ),
     final: bool = typer.Option(
         False, "--final", help="After measuring, retrain on train + test rows for the shipped artifact."
     ),
@@ -331,6 +409,7 @@ def classifier_command(
         max_weights=max_weights,
         recency=recency,
         weaknesses_only=not all_labels,
+        modernise_labels=not keep_old_labels,
         progress=say,
     )
     metrics = evaluate(clf.predict_topk([r["description"] for r in test], k=3), test, clf.labels)
@@ -343,6 +422,7 @@ def classifier_command(
             max_weights=max_weights,
             recency=recency,
             weaknesses_only=not all_labels,
+            modernise_labels=not keep_old_labels,
             progress=say,
         )
     years = sorted({r["year"] for r in (train + test if final else train) if r["year"] is not None})
