@@ -27,7 +27,7 @@ def test_cve_description_extraction():
 
 @pytest.fixture()
 def tiny_classifier(tmp_path):
-    """A real (tiny) classifier artifact written with owner C's own save(): safetensors + JSON."""
+    """A real (tiny) classifier artifact written with own save(): safetensors + JSON."""
     np = pytest.importorskip("numpy")
     from scipy.sparse import csr_matrix
 

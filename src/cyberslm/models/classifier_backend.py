@@ -35,7 +35,7 @@ def _cwe_name(cwe_id: str) -> str | None:
 
 
 class ClassifierBackend(Backend):
-    """CWE predictions from owner C's CweClassifier, formatted as an RCM answer."""
+    """CWE predictions from CweClassifier, formatted as an RCM answer."""
 
     def __init__(self, target: str = "default", k: int = 3):
         try:
