@@ -18,13 +18,9 @@ from pathlib import Path
 
 import typer
 
+from cyberslm.data.sft import RCM_PROMPT  # the CTI-Bench RCM instruction, one definition
 from cyberslm.errors import CyberslmError
 
-# The CTI-Bench RCM instruction (cti-rcm.tsv Prompt column), so a model sees the format it was scored on.
-RCM_PROMPT = (
-    "Analyze the following CVE description and map it to the appropriate CWE. Provide a brief justification "
-    "for your choice. Ensure the last line of your response contains only the CWE ID.\n\nCVE Description: {description}"
-)
 FORMATS = ("table", "json", "jsonl", "csv")
 ID_COLUMNS = ("id", "cve", "cve_id", "cveid", "cve id")
 
@@ -132,7 +128,7 @@ def iter_triage(
             from cyberslm.eval.parsing import extract_cwe
 
             answers = backend.generate(
-                [[{"role": "user", "content": RCM_PROMPT.format(description=t)}] for t in texts], config
+                [[{"role": "user", "content": RCM_PROMPT.format(desc=t)}] for t in texts], config
             )
             out = []
             for answer in answers:

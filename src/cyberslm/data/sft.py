@@ -21,6 +21,8 @@ import typer
 
 from cyberslm.errors import CyberslmError
 
+# The CTI-Bench RCM and VSP instructions as the official TSVs write them (triage --model uses RCM too),
+# so a model trains and is asked in the format it is scored on.
 RCM_PROMPT = (
     "Analyze the following CVE description and map it to the appropriate CWE. Provide a brief justification "
     "for your choice. Ensure the last line of your response contains only the CWE ID.  CVE Description: {desc}"
