@@ -113,4 +113,6 @@ def test_grounded_run_adds_passages_in_its_own_run_dir(oai, fixtures_dir, tmp_pa
     originals = [it.prompt for it in TASKS["cti-mcq"].load(fixtures_dir, limit=2)]
     sent = [r["prompt"] for r in oai.requests]
     assert len(sent) == 2
-    assert all(o in s and len(s) > len(o) for o, s in zip(originals, sent, strict=True))
+    # The openai backend sends concurrently, so requests may arrive in any order.
+    for original in originals:
+        assert any(original in s and len(s) > len(original) for s in sent), "prompt sent without passages"
