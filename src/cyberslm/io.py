@@ -35,6 +35,24 @@ def open_text(path: str | Path) -> Iterator[IO[str]]:
             yield fh
 
 
+def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line of a JSONL input file (plain, .gz or .zip).
+
+    Strict, unlike JsonlAppender.read: a bad line in a user's input is a one-line error naming it.
+    """
+    with open_text(path) as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise CyberslmError(f"{path}: line {n}: not JSON ({exc.msg})") from exc
+            if not isinstance(row, dict):
+                raise CyberslmError(f"{path}: line {n}: expected a JSON object")
+            yield n, row
+
+
 class JsonlAppender:
     """Append one JSON object per line and flush, so a killed run keeps every finished line.
 

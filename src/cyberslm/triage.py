@@ -20,6 +20,7 @@ import typer
 
 from cyberslm.data.sft import RCM_PROMPT  # the CTI-Bench RCM instruction, one definition
 from cyberslm.errors import CyberslmError
+from cyberslm.io import read_jsonl
 
 FORMATS = ("table", "json", "jsonl", "csv")
 ID_COLUMNS = ("id", "cve", "cve_id", "cveid", "cve id")
@@ -215,17 +216,10 @@ def _looks_like_csv(line: str) -> bool:
 
 
 def _read_jsonl(path: Path) -> Iterator[tuple[str | None, str]]:
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise CyberslmError(f"{path}: line {n}: not JSON ({exc.msg})") from exc
-            if not isinstance(row, dict) or not isinstance(row.get("description"), str):
-                raise CyberslmError(f"{path}: line {n}: expected an object with a 'description' string")
-            yield (str(row["id"]) if row.get("id") is not None else None), row["description"]
+    for n, row in read_jsonl(path):
+        if not isinstance(row.get("description"), str):
+            raise CyberslmError(f"{path}: line {n}: expected an object with a 'description' string")
+        yield (str(row["id"]) if row.get("id") is not None else None), row["description"]
 
 
 def _read_csv(path: Path) -> Iterator[tuple[str | None, str]]:

@@ -7,13 +7,13 @@ CyberslmError with one line naming the file and record.
 from __future__ import annotations
 
 import csv
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from cyberslm.errors import BadRecord, CyberslmError
 from cyberslm.io import open_text
+from cyberslm.io import read_jsonl as jsonl_rows
 
 OPTION_LINE = re.compile(r"^\s*\(?([A-Da-d])[).:]\s+(.+?)\s*$")
 # CTI-Bench prompts put everything on one line: "**Question:** ... **Options:** A) x B) y C) z D) w **Important:**"
@@ -92,18 +92,13 @@ def read_tsv(path: Path) -> list[Question]:
 
 def read_jsonl(path: Path) -> list[Question]:
     out = []
-    with open_text(path) as fh:
-        for n, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                text = row["question"]
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise BadRecord(path, n, f"expected a JSON object with 'question' ({exc})") from exc
-            options = row.get("options")
-            out.append(Question(text, check_options(options, f"{path}: record {n}") if options else None,
-                                row.get("answer") or row.get("gt")))
+    for n, row in jsonl_rows(path):
+        if not isinstance(row.get("question"), str):
+            raise BadRecord(path, n, "expected a JSON object with a 'question' string")
+        text = row["question"]
+        options = row.get("options")
+        out.append(Question(text, check_options(options, f"{path}: record {n}") if options else None,
+                            row.get("answer") or row.get("gt")))
     return out
 
 

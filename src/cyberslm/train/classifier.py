@@ -11,7 +11,6 @@ Test rows whose id or near-duplicate description also occurs in training are rem
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import random
 import re
@@ -23,6 +22,7 @@ from pathlib import Path
 import typer
 
 from cyberslm.errors import CyberslmError
+from cyberslm.io import read_jsonl
 
 
 # -- data ------------------------------------------------------------------------------------------------
@@ -36,16 +36,10 @@ def load_rows(paths: list[Path]) -> list[dict]:
         if not path.exists():
             raise CyberslmError(f"{path}: no such file or folder")
         if path.suffix == ".jsonl":
-            with open(path, encoding="utf-8") as fh:
-                for n, line in enumerate(fh, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        row = json.loads(line)
-                        row["description"], row["cwe"]  # noqa: B018 - required fields
-                    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                        raise CyberslmError(f"{path}: line {n}: not a CWE table row ({exc})") from exc
-                    rows[row["id"]] = row
+            for n, row in read_jsonl(path):
+                if not isinstance(row.get("description"), str) or "cwe" not in row or "id" not in row:
+                    raise CyberslmError(f"{path}: line {n}: not a CWE table row (needs id, description, cwe)")
+                rows[row["id"]] = row
         elif path.suffix == ".parquet":
             import pyarrow.parquet as pq
 
@@ -402,8 +396,7 @@ def classifier_command(
     say(f"{len(rows)} labelled rows ({excluded} excluded as benchmark)")
     train, test, split_stats = split(rows, test_year)
     say(f"split: {split_stats}")
-    clf, info = fit(
-        train,
+    fit_options = dict(
         min_support=min_support,
         c=c,
         max_weights=max_weights,
@@ -412,19 +405,11 @@ def classifier_command(
         modernise_labels=not keep_old_labels,
         progress=say,
     )
+    clf, info = fit(train, **fit_options)
     metrics = evaluate(clf.predict_topk([r["description"] for r in test], k=3), test, clf.labels)
     say(f"held-out: {metrics}")
     if final:
-        clf, info = fit(
-            train + test,
-            min_support=min_support,
-            c=c,
-            max_weights=max_weights,
-            recency=recency,
-            weaknesses_only=not all_labels,
-            modernise_labels=not keep_old_labels,
-            progress=say,
-        )
+        clf, info = fit(train + test, **fit_options)
     years = sorted({r["year"] for r in (train + test if final else train) if r["year"] is not None})
     manifest = {
         "format": "cyberslm-cwe-classifier/1",
