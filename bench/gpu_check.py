@@ -22,6 +22,8 @@ finishes (a crash keeps what ran):
    --recipe-max-length with a resume from its checkpoint. `qlora`: the same with
    recipes/cybersecqwen-4b-qlora.yaml (4-bit NF4), at its max_length 2048 and at 4096. Both emit the plan for
    the run (TRL's chunked loss, no runtime allowance) next to the peak allocated during the steps.
+3. `backend`: `hf:FOLDER` (the backend eval, triage --model, ask and serve share) on the GPU: bf16 load,
+   batched greedy generation of CTI-RCM prompts at batch 1 / 8 / 32, streaming, log-likelihood scoring.
 Random weights change no tensor shape, so memory and speed are those of the real model; losses are not.
 """
 
@@ -30,6 +32,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -312,6 +315,50 @@ def qlora_static(out: Path, folder: Path) -> None:
     torch.cuda.empty_cache()
 
 
+def part_backend(out: Path, work: Path, tokenizer: Path, n: int = 64, new_tokens: int = 64) -> None:
+    """The one backend that eval, triage --model, ask and serve use (`hf:FOLDER`) on the GPU: batched greedy
+    generation of CTI-RCM prompts, streaming and log-likelihood scoring, with speed and peak memory."""
+    import torch
+
+    from cyberslm.data.sft import RCM_PROMPT
+    from cyberslm.models.backend import GenerationConfig, load_backend
+
+    folder = saved_random_model(work, tokenizer)
+    torch.cuda.reset_peak_memory_stats()
+    start = time.time()
+    backend = load_backend(f"hf:{folder}")
+    emit(out, {"part": "backend", "what": "load hf backend", "device": backend.device,
+               "dtype": str(next(backend.model.parameters()).dtype),
+               "attn": backend.model.config._attn_implementation, "seconds": round(time.time() - start, 1)})
+    chats = [[{"role": "user", "content": RCM_PROMPT.format(
+        desc=f"SQL injection in module {i} of a web application allows remote attackers to run SQL commands via "
+             "the id parameter.")}] for i in range(n)]
+    config = GenerationConfig(max_new_tokens=new_tokens)
+    backend.generate(chats[:2], GenerationConfig(max_new_tokens=8))  # warm-up: CUDA context, kernels, allocator
+    for batch in (1, 8, 32):
+        backend.batch_size = batch
+        todo = chats[: max(batch * 2, 8)]
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        start = time.perf_counter()
+        answers = backend.generate(todo, config)
+        torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+        emit(out, {"part": "backend", "what": "generate", "batch_size": batch, "prompts": len(todo),
+                   "max_new_tokens": new_tokens, "seconds": round(seconds, 2),
+                   "prompts_per_s": round(len(todo) / seconds, 2), "answers": len(answers),
+                   "new_tokens_per_s": round(len(todo) * new_tokens / seconds),  # random weights never stop early
+                   "peak_allocated_gib": round(torch.cuda.max_memory_allocated() / GIB, 2)})
+    start = time.perf_counter()
+    pieces = list(backend.stream(chats[0], config))
+    emit(out, {"part": "backend", "what": "stream", "pieces": len(pieces), "seconds": round(time.perf_counter() - start, 2)})
+    start = time.perf_counter()
+    scores = backend.loglikelihood([(chats[0], f" {letter}") for letter in "ABCD"])
+    emit(out, {"part": "backend", "what": "loglikelihood", "requests": len(scores),
+               "finite": all(map(math.isfinite, scores)), "seconds": round(time.perf_counter() - start, 2)})
+    backend.close()
+
+
 def part_census(out: Path, seq: int = 512, batch: int = 4) -> None:
     """What autograd saves for backward in one LoRA forward (no checkpointing), grouped by dtype and last dim,
     in bytes per token per layer: the terms behind `layer_activation_bytes`."""
@@ -365,10 +412,10 @@ def main() -> None:
     parser.add_argument("--recipe-max-length", type=int, default=1024)
     parser.add_argument("--recipe-steps", type=int, default=8)
     parser.add_argument("--qlora-steps", type=int, default=3)
-    parser.add_argument("--parts", default="memory,recipe", help="any of memory,census,recipe,qlora")
+    parser.add_argument("--parts", default="memory,recipe", help="any of memory,census,recipe,qlora,backend")
     args = parser.parse_args()
 
-    order = ("census", "memory", "recipe", "qlora")
+    order = ("census", "memory", "recipe", "qlora", "backend")
     parts = [p for p in args.parts.split(",") if p]
     unknown = sorted(set(parts) - set(order))
     if unknown:
@@ -377,8 +424,10 @@ def main() -> None:
         run_part(args, parts[0], Path(os.environ[WORK]), env_row=os.environ[CHILD] == "first")
         return
     for name in parts:
-        if name in ("recipe", "qlora") and not (args.recipe_data and args.tokenizer):
-            raise SystemExit(f"part {name} needs --recipe-data and --tokenizer")
+        if name in ("recipe", "qlora", "backend") and not args.tokenizer:
+            raise SystemExit(f"part {name} needs --tokenizer")
+        if name in ("recipe", "qlora") and not args.recipe_data:
+            raise SystemExit(f"part {name} needs --recipe-data")
     args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="gpu-check-"))
     try:
@@ -411,6 +460,7 @@ def run_part(args: argparse.Namespace, name: str, work: Path, env_row: bool) -> 
                                       args.recipe_steps, "lora"),
         "qlora": lambda: part_recipe(args.out, work, args.recipe_data, args.tokenizer, args.recipe_max_length,
                                      args.qlora_steps, "qlora"),
+        "backend": lambda: part_backend(args.out, work, args.tokenizer),
     }
     try:
         jobs[name]()
