@@ -2,6 +2,8 @@
 
     python bench/triage.py [--feeds /work/shared/data/nvd] [--test-year 2022]
     python bench/triage.py --validate 2021   # recipe choice: train on earlier years, test on 2021
+    python bench/triage.py --drift           # how much of the error is NVD's labelling drift
+    python bench/triage.py --calibration     # two alternatives to the shipped temperature, by ECE
 
 Held-out accuracy on the temporal NVD split (train 2002 + 2017-2021, test 2022, decontaminated) of the
 shipped default classifier next to a plain TF-IDF + LogisticRegression baseline on the same rows;
@@ -52,6 +54,88 @@ def validate(rows: list[dict], year: int) -> None:
         print(f"validation {year}, {name}, {info['labels']} labels: {json.dumps(m)}", flush=True)
 
 
+def drift(rows: list[dict], year: int, seed: int = 0) -> None:
+    """The shipped recipe when training data shares the test period: (a) older years + a random 80% of
+    `year`, test on the other 20%; (b) older years + `year` before July, test on July onwards. Both test sets
+    are decontaminated against their training rows like the temporal split."""
+    import random
+
+    from cyberslm.data.decontam import Exclusions
+
+    older = [r for r in rows if r["year"] is not None and r["year"] < year]
+    current = sorted((r for r in rows if r["year"] == year), key=lambda r: r["id"])
+    random.Random(seed).shuffle(current)
+    cut = len(current) // 5
+    splits = {
+        f"random 80/20 of {year}": (current[cut:], current[:cut]),
+        f"{year} before / from {year}-07-01": (
+            [r for r in current if (r.get("published") or "") < f"{year}-07-01"],
+            [r for r in current if (r.get("published") or "") >= f"{year}-07-01"],
+        ),
+    }
+    for name, (extra, test) in splits.items():
+        train = older + extra
+        seen = Exclusions(ids=[r["id"] for r in train], descriptions=[r["description"] for r in train],
+                          threshold=0.8)
+        test = [r for r in test if not seen.is_near_duplicate(r["description"])]
+        clf, _ = fit(train)
+        m = evaluate(clf.predict_topk([r["description"] for r in test], k=3), test, clf.labels)
+        print(f"drift check, train older years + {name}: {json.dumps(m)}", flush=True)
+
+
+def calibration(rows: list[dict], year: int, clf: CweClassifier) -> None:
+    """ECE on `year` of the shipped model with (a) its temperature; (b) that temperature scaled by the
+    ratio a model one year older needs one year ahead (trained before the newest training year, T fit by
+    NLL or by top-1 log loss on the newest training year); (c) a temperature plus a uniform mixture
+    p = (1 - eps) softmax(s / T) + eps / K, both fit by NLL on the shipped model's calibration rows."""
+    import math
+
+    import numpy as np
+
+    from cyberslm.models.cwe_classifier import softmax
+    from cyberslm.train.classifier import calibration_split, modernise
+
+    grid = np.exp(np.linspace(math.log(0.01), math.log(10), 200))
+    train, test, _ = split(rows, year)
+    prev = max(r["year"] for r in train if r["year"] is not None)
+    older, ahead, _ = split([r for r in train if r["year"] is not None], prev)
+    model, info = fit(older)
+    idx = {c: i for i, c in enumerate(model.labels)}
+    s = model.scores([r["description"] for r in ahead])
+    ys = [(i, idx[r["cwe"]]) for i, r in enumerate(ahead) if r["cwe"] in idx]
+    rows_in, y = np.array([i for i, _ in ys]), np.array([j for _, j in ys])
+    t_nll = grid[np.argmin([-np.log(softmax(s[rows_in] / t)[np.arange(len(y)), y] + 1e-12).mean() for t in grid])]
+    hit_of = np.array([[c in r["cwes"] for c in model.labels] for r in ahead])
+
+    def top1_logloss(t):
+        p = softmax(s / t)
+        j = p.argmax(1)
+        conf, hit = p[np.arange(len(j)), j], hit_of[np.arange(len(j)), j]
+        return -np.where(hit, np.log(conf + 1e-12), np.log(1 - conf + 1e-12)).mean()
+
+    t_top1 = grid[np.argmin([top1_logloss(t) for t in grid])]
+
+    modern, _ = modernise(train)
+    _, val_ids = calibration_split(modern)
+    index = {c: i for i, c in enumerate(clf.labels)}
+    val = [r for r in modern if r["id"] in val_ids and r["cwe"] in index]
+    sv, yv = clf.scores([r["description"] for r in val]), np.array([index[r["cwe"]] for r in val])
+    k = len(clf.labels)
+    _, t_mix, eps = min((-np.log((1 - e) * softmax(sv / t)[np.arange(len(yv)), yv] + e / k + 1e-12).mean(), t, e)
+                        for t in grid[::2] for e in np.linspace(0, 0.3, 61))
+
+    texts, shipped_t = [r["description"] for r in test], clf.temperature
+    for name, t, e in [("shipped temperature", shipped_t, 0.0),
+                       (f"x {prev} ratio (NLL)", shipped_t * t_nll / info["temperature"], 0.0),
+                       (f"x {prev} ratio (top-1 log loss)", shipped_t * t_top1 / info["temperature"], 0.0),
+                       (f"mixture eps={eps:.3f}", t_mix, eps)]:
+        clf.temperature = float(t)
+        topk = [[(c, (1 - e) * p + e / k) for c, p in row] for row in clf.predict_topk(texts, k=3)]
+        m = evaluate(topk, test, clf.labels)
+        print(f"calibration, {name}, T={t:.4f}: {json.dumps(m)}", flush=True)
+    clf.temperature = shipped_t
+
+
 def throughput(clf: CweClassifier, texts: list[str], repeats: int = 3) -> float:
     best = float("inf")
     for _ in range(repeats):
@@ -73,7 +157,8 @@ def cold_start(repeats: int = 5) -> list[float]:
     return times
 
 
-def reliability_plot(topk, rows, path: Path, bins: int = 10) -> None:
+def reliability_plot(topk, rows, path: Path, bins: int = 10) -> list[dict]:
+    """Draw the reliability diagram; return its bins (rows, mean top-1 probability, top-1 accuracy)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -93,6 +178,11 @@ def reliability_plot(topk, rows, path: Path, bins: int = 10) -> None:
     ax.legend(loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+    return [
+        {"bin": f"{edges[b]:.1f}-{edges[b + 1]:.1f}", "rows": int((which == b).sum()),
+         "probability": round(float(conf[which == b].mean()), 3), "accuracy": round(float(hit[which == b].mean()), 3)}
+        for b in range(bins) if (which == b).any()
+    ]
 
 
 def main() -> None:
@@ -105,14 +195,20 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, default=ROOT / "docs/bench/triage-reliability.png")
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--validate", type=int, metavar="YEAR", help="Only run the validation split.")
+    parser.add_argument("--drift", action="store_true", help="Only run the drift checks on --test-year.")
+    parser.add_argument("--calibration", action="store_true", help="Only compare calibrations on --test-year.")
     args = parser.parse_args()
 
     rows = load_rows(sorted(args.feeds.glob("*.json*")) if args.feeds.is_dir() else [args.feeds])
     if args.validate:
         return validate(rows, args.validate)
+    if args.drift:
+        return drift(rows, args.test_year)
+    clf = CweClassifier.load(args.model)
+    if args.calibration:
+        return calibration(rows, args.test_year, clf)
     train, test, stats = split(rows, args.test_year)
     print(f"split: {json.dumps(stats)}")
-    clf = CweClassifier.load(args.model)
     topk = clf.predict_topk([r["description"] for r in test], k=3)
     ours = evaluate(topk, test, clf.labels)
     print(f"classifier ({args.model}, {len(clf.labels)} labels): {json.dumps(ours)}")
@@ -132,7 +228,8 @@ def main() -> None:
         f"cold start `cyberslm triage TEXT` to first result: median {statistics.median(times):.2f} s, "
         f"min {min(times):.2f} s, max {max(times):.2f} s over {len(times)} runs"
     )
-    reliability_plot(topk, test, args.plot)
+    for row in reliability_plot(topk, test, args.plot):
+        print(f"reliability: {json.dumps(row)}")
     print(f"plot: {args.plot}")
 
 

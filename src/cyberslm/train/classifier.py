@@ -167,6 +167,16 @@ def modernise(rows: list[dict]) -> tuple[list[dict], Counter]:
 
 
 # -- model -----------------------------------------------------------------------------------------------
+def calibration_split(rows: list[dict], seed: int = 0) -> tuple[list[dict], set[str]]:
+    """(rows in a seeded order, ids held out for the temperature): 15% of the newest year, the rows most
+    like the data the model will meet, so probabilities are calibrated for drift, not for old years."""
+    rows = sorted(rows, key=lambda r: r["id"])
+    random.Random(seed).shuffle(rows)
+    newest_year = max((r["year"] or 0) for r in rows)
+    recent = [r for r in rows if (r["year"] or 0) == newest_year]
+    return rows, {r["id"] for r in recent[: max(1, len(recent) * 15 // 100)]}
+
+
 def fit(
     train: list[dict],
     min_support: int = 10,
@@ -186,17 +196,12 @@ def fit(
 
     from cyberslm.models.cwe_classifier import CweClassifier, softmax, tokenize
 
-    # Validation (for the temperature) is 15% of the newest year: the rows most like the data the model
-    # will meet, so probabilities are calibrated for drift rather than for the training years.
     moves = Counter()
     if modernise_labels:
         train, moves = modernise(train)
         progress(f"modernised {sum(moves.values())} old labels")
-    rows = sorted(train, key=lambda r: r["id"])
-    random.Random(seed).shuffle(rows)
+    rows, val_ids = calibration_split(train, seed)
     newest_year = max((r["year"] or 0) for r in rows)
-    recent = [r for r in rows if (r["year"] or 0) == newest_year]
-    val_ids = {r["id"] for r in recent[: max(1, len(recent) * 15 // 100)]}
     val = [r for r in rows if r["id"] in val_ids]
     fit_rows = [r for r in rows if r["id"] not in val_ids]
     support = Counter(r["cwe"] for r in fit_rows)
