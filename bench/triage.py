@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from cyberslm.models.cwe_classifier import CweClassifier
@@ -136,6 +137,36 @@ def calibration(rows: list[dict], year: int, clf: CweClassifier) -> None:
     clf.temperature = shipped_t
 
 
+def error_breakdown(topk, rows: list[dict], labels: list[str]) -> dict:
+    """Where the top-1 misses go, as shares of all rows: gold CWEs the model cannot predict (not among
+    its labels); predictions that are a CWE-1000 ancestor, descendant or sibling of a gold CWE; the rest."""
+    from cyberslm.knowledge import load_knowledge
+
+    kb = load_knowledge()
+
+    def lineage(cwe: str, depth: int = 3) -> set[str]:
+        up, frontier = set(), [cwe]
+        for _ in range(depth):
+            frontier = [q for c in frontier for q in kb.cwe_parents(c)]
+            up.update(frontier)
+        return up
+
+    known, counts = set(labels), Counter()
+    for p, r in zip(topk, rows, strict=True):
+        pred = p[0][0]
+        if pred in r["cwes"]:
+            continue
+        gold = [c for c in r["cwes"] if c.startswith("CWE-")]
+        if not known.intersection(gold):
+            counts["gold not a label"] += 1
+        elif any(pred in lineage(g) or g in lineage(pred) or set(kb.cwe_parents(g)) & set(kb.cwe_parents(pred))
+                 for g in gold):
+            counts["related (ancestor, descendant or sibling)"] += 1
+        else:
+            counts["unrelated"] += 1
+    return {k: round(v / len(rows), 4) for k, v in counts.items()}
+
+
 def throughput(clf: CweClassifier, texts: list[str], repeats: int = 3) -> float:
     best = float("inf")
     for _ in range(repeats):
@@ -212,6 +243,7 @@ def main() -> None:
     topk = clf.predict_topk([r["description"] for r in test], k=3)
     ours = evaluate(topk, test, clf.labels)
     print(f"classifier ({args.model}, {len(clf.labels)} labels): {json.dumps(ours)}")
+    print(f"top-1 misses, share of all rows: {json.dumps(error_breakdown(topk, test, clf.labels))}")
     if not args.skip_baseline:
         start = time.time()
         base = baseline(train, test, clf.labels)
