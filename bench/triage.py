@@ -139,7 +139,8 @@ def calibration(rows: list[dict], year: int, clf: CweClassifier) -> None:
 
 def error_breakdown(topk, rows: list[dict], labels: list[str]) -> dict:
     """Where the top-1 misses go, as shares of all rows: gold CWEs the model cannot predict (not among
-    its labels); predictions that are a CWE-1000 ancestor, descendant or sibling of a gold CWE; the rest."""
+    its labels); predictions that are a CWE-1000 ancestor, descendant or sibling of a gold CWE; the rest.
+    Also the most common (first gold CWE, prediction) pairs among the last two."""
     from cyberslm.knowledge import load_knowledge
 
     kb = load_knowledge()
@@ -151,7 +152,7 @@ def error_breakdown(topk, rows: list[dict], labels: list[str]) -> dict:
             up.update(frontier)
         return up
 
-    known, counts = set(labels), Counter()
+    known, counts, pairs = set(labels), Counter(), Counter()
     for p, r in zip(topk, rows, strict=True):
         pred = p[0][0]
         if pred in r["cwes"]:
@@ -162,9 +163,12 @@ def error_breakdown(topk, rows: list[dict], labels: list[str]) -> dict:
         elif any(pred in lineage(g) or g in lineage(pred) or set(kb.cwe_parents(g)) & set(kb.cwe_parents(pred))
                  for g in gold):
             counts["related (ancestor, descendant or sibling)"] += 1
+            pairs[f"related: {r['cwe']} as {pred}"] += 1
         else:
             counts["unrelated"] += 1
-    return {k: round(v / len(rows), 4) for k, v in counts.items()}
+            pairs[f"unrelated: {r['cwe']} as {pred}"] += 1
+    shares = {k: round(v / len(rows), 4) for k, v in counts.items()}
+    return {**shares, "most common (gold as predicted)": dict(pairs.most_common(10))}
 
 
 def throughput(clf: CweClassifier, texts: list[str], repeats: int = 3) -> float:
