@@ -48,9 +48,11 @@ WORK = "GPU_CHECK_WORK"  # the parent's scratch folder, shared by the children (
 
 
 def emit(out: Path, row: dict) -> None:
+    from cyberslm.io import JsonlAppender
+
     print(json.dumps(row), flush=True)
-    with open(out / "gpu_check.jsonl", "a") as fh:
-        fh.write(json.dumps(row) + "\n")
+    with JsonlAppender(out / "gpu_check.jsonl") as log:
+        log.write(row)
 
 
 def random_model(config: dict, attn: str = "sdpa"):

@@ -94,7 +94,7 @@ def calibration(rows: list[dict], year: int, clf: CweClassifier) -> None:
     import numpy as np
 
     from cyberslm.models.cwe_classifier import softmax
-    from cyberslm.train.classifier import calibration_split, modernise
+    from cyberslm.train.classifier import calibration_split, fit_temperature, modernise
 
     grid = np.exp(np.linspace(math.log(0.01), math.log(10), 200))
     train, test, _ = split(rows, year)
@@ -104,8 +104,7 @@ def calibration(rows: list[dict], year: int, clf: CweClassifier) -> None:
     idx = {c: i for i, c in enumerate(model.labels)}
     s = model.scores([r["description"] for r in ahead])
     ys = [(i, idx[r["cwe"]]) for i, r in enumerate(ahead) if r["cwe"] in idx]
-    rows_in, y = np.array([i for i, _ in ys]), np.array([j for _, j in ys])
-    t_nll = grid[np.argmin([-np.log(softmax(s[rows_in] / t)[np.arange(len(y)), y] + 1e-12).mean() for t in grid])]
+    t_nll, _ = fit_temperature(s[[i for i, _ in ys]], np.array([j for _, j in ys]))
     hit_of = np.array([[c in r["cwes"] for c in model.labels] for r in ahead])
 
     def top1_logloss(t):

@@ -31,8 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
+from cyberslm.io import JsonlAppender
 from cyberslm.models.cwe_classifier import _VERSION
-from cyberslm.train.classifier import _categories, evaluate, load_rows, modernise, split
+from cyberslm.train.classifier import _categories, evaluate, load_rows, modernise, recency_weights, split
 
 VARIANTS = ["base", "char", "recency8", "recency16", "mid3", "c025", "c1", "support5", "catalog", "observed",
             "bias", "mlp", "multilabel"]
@@ -61,12 +62,6 @@ def features(train_texts, test_texts, char: bool):
         x = hstack([x, chars.fit_transform(train_texts)]).tocsr()
         xt = hstack([xt, chars.transform(test_texts)]).tocsr()
     return x, xt
-
-
-def weights(rows, newest_weight: float, mid: float) -> np.ndarray:
-    newest = max(r["year"] or 0 for r in rows)
-    age = np.array([newest - (r["year"] or 0) for r in rows])
-    return np.where(age == 0, newest_weight, np.where(age <= 2, mid, 1.0))
 
 
 # -- catalog-driven relabelling and observed examples ---------------------------------------------------
@@ -129,7 +124,7 @@ def bias_tuned_scores(fit_rows, test_texts, y_of, c: float, newest_weight: float
     rest = [r for r in fit_rows if r["id"] not in held]
     hold = [r for r in fit_rows if r["id"] in held]
     x, xh = features([prep(r["description"]) for r in rest], [prep(r["description"]) for r in hold], False)
-    s = svm_scores(x, y_of(rest), weights(rest, newest_weight, mid), xh, c)
+    s = svm_scores(x, y_of(rest), recency_weights(rest, newest_weight, mid), xh, c)
     y = y_of(hold)
     d, log_t = np.zeros(s.shape[1]), 0.0
     for _ in range(iters):  # softmax cross-entropy in (d, log T), plain gradient descent
@@ -142,7 +137,7 @@ def bias_tuned_scores(fit_rows, test_texts, y_of, c: float, newest_weight: float
         d -= 0.5 * (g.sum(0) + 0.01 * d)
         log_t -= 0.05 * float((g * (-s / np.exp(log_t))).sum())
     x, xt = features([prep(r["description"]) for r in fit_rows], test_texts, False)
-    return svm_scores(x, y_of(fit_rows), weights(fit_rows, newest_weight, mid), xt, c) / np.exp(log_t) + d
+    return svm_scores(x, y_of(fit_rows), recency_weights(fit_rows, newest_weight, mid), xt, c) / np.exp(log_t) + d
 
 
 def mlp_scores(x, y, w, xt, n_labels: int, hidden: int = 256, epochs: int = 5, seed: int = 0):
@@ -203,12 +198,12 @@ def run(variant: str, train, test, year: int) -> dict:
         rows = [{**r, "cwe": c, "share": 1 / len(cs)} for r in fit_rows
                 for cs in [[c for c in dict.fromkeys(r["cwes"]) if c in index] or [r["cwe"]]] for c in cs]
         x, xt = features([prep(r["description"]) for r in rows], test_texts, False)
-        w = weights(rows, opts["newest"], opts["mid"]) * np.array([r["share"] for r in rows])
+        w = recency_weights(rows, opts["newest"], opts["mid"]) * np.array([r["share"] for r in rows])
         s = svm_scores(x, y_of(rows), w, xt, opts["c"])
     else:
         rows = fit_rows + extra
         x, xt = features([prep(r["description"]) for r in rows], test_texts, opts["char"])
-        w = np.concatenate([weights(fit_rows, opts["newest"], opts["mid"]), np.ones(len(extra))])
+        w = np.concatenate([recency_weights(fit_rows, opts["newest"], opts["mid"]), np.ones(len(extra))])
         if variant == "mlp":
             s = mlp_scores(x, y_of(rows), w, xt, len(labels))
         else:
@@ -227,9 +222,8 @@ def main() -> None:
     parser.add_argument("--years", default="2021,2022", help="2021 = validation (train <= 2019), 2022 = test")
     parser.add_argument("--out", type=Path, default=Path("triage_variants.jsonl"))
     args = parser.parse_args()
-    done = set()
-    if args.out.exists():
-        done = {(d["variant"], d["test_year"]) for d in map(json.loads, args.out.read_text().splitlines()) if d}
+    results = JsonlAppender(args.out)
+    done = {(d["variant"], d["test_year"]) for d in results.read()}
     rows = load_rows(sorted(args.feeds.glob("*.json*")))
     for year in (int(y) for y in args.years.split(",")):
         train, test, stats = split([r for r in rows if r["year"] is not None and r["year"] <= year], year)
@@ -239,8 +233,7 @@ def main() -> None:
                 continue
             result = run(variant, train, test, year)
             print(json.dumps(result), flush=True)
-            with open(args.out, "a") as fh:
-                fh.write(json.dumps(result) + "\n")
+            results.write(result)
 
 
 if __name__ == "__main__":

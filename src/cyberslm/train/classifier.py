@@ -194,7 +194,7 @@ def fit(
     from scipy.sparse import csr_matrix
     from sklearn.svm import LinearSVC
 
-    from cyberslm.models.cwe_classifier import CweClassifier, softmax, tokenize
+    from cyberslm.models.cwe_classifier import CweClassifier, tokenize
 
     moves = Counter()
     if modernise_labels:
@@ -239,9 +239,7 @@ def fit(
     progress(f"linear SVM: {x.shape[0]} rows x {x.shape[1]} features x {len(labels)} labels")
     # Recency weights: NVD's labelling drifts (CWE-119 -> CWE-787, CWE-200 -> finer ids), so the newest year
     # counts 4x and the two before it 1.5x; on a 2021-as-test check this beat flat weights (docs/bench/triage.md).
-    newest = max((r["year"] or 0) for r in fit_rows)
-    age = np.array([newest - (r["year"] or 0) for r in fit_rows])
-    weight = np.where(age == 0, recency, np.where(age <= 2, 1.5, 1.0)) if recency != 1 else None
+    weight = recency_weights(fit_rows, recency) if recency != 1 else None
     svm = LinearSVC(C=c, random_state=seed).fit(x, y, sample_weight=weight)
     w = svm.coef_.T.astype(np.float32)  # features x labels
     if w.size > max_weights:  # keep the largest weights: the rest barely move a score
@@ -259,11 +257,8 @@ def fit(
 
     progress("temperature on the validation split")
     val_in = [r for r in val if r["cwe"] in index]
-    s = clf.scores([r["description"] for r in val_in])
-    yv = np.array([index[r["cwe"]] for r in val_in])
-    grid = np.exp(np.linspace(math.log(0.01), math.log(10), 200))
-    nll = [-np.log(softmax(s / t)[np.arange(len(yv)), yv] + 1e-12).mean() for t in grid]
-    clf.temperature = float(grid[int(np.argmin(nll))])
+    clf.temperature, val_nll = fit_temperature(clf.scores([r["description"] for r in val_in]),
+                                               np.array([index[r["cwe"]] for r in val_in]))
     info = {
         "labels": len(labels),
         "min_support": min_support,
@@ -273,7 +268,7 @@ def fit(
         "features": len(vocab),
         "nonzero_weights": int(clf.weights.nnz),
         "temperature": round(clf.temperature, 4),
-        "validation_nll": round(float(min(nll)), 4),
+        "validation_nll": round(val_nll, 4),
         "dropped_rare_label_rows": sum(1 for r in rows if r["id"] not in val_ids and r["cwe"] not in index),
         "dropped_rare_labels": len(support) - len(labels) - len(categories),
         "dropped_category_labels": sorted(categories, key=lambda s: int(s.split("-")[1])),
@@ -283,6 +278,28 @@ def fit(
         "recency_weight": recency,
     }
     return clf, info
+
+
+def recency_weights(rows: list[dict], newest: float, before: float = 1.5):
+    """Sample weights: `newest` for rows of the newest year, `before` for the two years before it, else 1."""
+    import numpy as np
+
+    last = max((r["year"] or 0) for r in rows)
+    age = np.array([last - (r["year"] or 0) for r in rows])
+    return np.where(age == 0, newest, np.where(age <= 2, before, 1.0))
+
+
+def fit_temperature(scores, y) -> tuple[float, float]:
+    """(temperature, NLL): the softmax temperature in [0.01, 10] (200 log-spaced steps) that minimises the
+    negative log-likelihood of labels `y` (indices) under `scores` (rows x labels)."""
+    import numpy as np
+
+    from cyberslm.models.cwe_classifier import softmax
+
+    grid = np.exp(np.linspace(math.log(0.01), math.log(10), 200))
+    nll = [-np.log(softmax(scores / t)[np.arange(len(y)), y] + 1e-12).mean() for t in grid]
+    best = int(np.argmin(nll))
+    return float(grid[best]), float(nll[best])
 
 
 def _categories(labels) -> set[str]:
