@@ -15,7 +15,10 @@ to a descendant CWE whose short name or alternate term its description contains,
 leak" -> CWE-401); observed (+ the CWE catalog's observed examples as extra rows); bias (refit per-label
 biases and a temperature on 30% of the newest year, then add them to the full model); mlp (one hidden
 layer of 256 on the TF-IDF, torch, 5 epochs); multilabel (a row with several CWEs is a training example
-for each of them that is a label, weight split evenly, since a hit on any of them counts).
+for each of them that is a label, weight split evenly, since a hit on any of them counts); minilm (LinearSVC
+C=1 on all-MiniLM-L6-v2 sentence embeddings instead of TF-IDF); minilm_tfidf (the TF-IDF with 0.5 x the
+unit-norm embedding appended). The embeddings of every description are computed once (about 30 min on 2
+cores, chunks kept so a killed run resumes) and cached in --embeddings.
 Results already in --out are skipped, so a killed run resumes.
 """
 
@@ -36,7 +39,7 @@ from cyberslm.models.cwe_classifier import _VERSION
 from cyberslm.train.classifier import _categories, evaluate, load_rows, modernise, recency_weights, split
 
 VARIANTS = ["base", "char", "recency8", "recency16", "mid3", "c025", "c1", "support5", "catalog", "observed",
-            "bias", "mlp", "multilabel"]
+            "bias", "mlp", "multilabel", "minilm", "minilm_tfidf"]
 
 
 def prep(text: str) -> str:
@@ -110,6 +113,33 @@ def observed_examples(test_year: int):
     return rows
 
 
+# -- MiniLM sentence embeddings ---------------------------------------------------------------------------
+def embeddings(rows, path: Path) -> dict[str, np.ndarray]:
+    """{CVE id: unit-norm all-MiniLM-L6-v2 embedding}, computed once for every row and cached in `path`."""
+    if not path.exists():
+        from cyberslm.ask.retrieval import encode
+
+        ids = sorted({r["id"] for r in rows})
+        text = {r["id"]: r["description"] for r in rows}
+        parts = path.with_name(path.name + ".parts")
+        parts.mkdir(exist_ok=True)
+        chunk, began, done = 4096, time.time(), 0
+        for start in range(0, len(ids), chunk):
+            part = parts / f"{start:07d}.npy"
+            if not part.exists():  # finished chunks survive a killed run
+                np.save(part, encode([text[i] for i in ids[start:start + chunk]]))
+                done += len(ids[start:start + chunk])
+                print(json.dumps({"embedded": min(start + chunk, len(ids)), "of": len(ids),
+                                  "per_second": round(done / (time.time() - began), 1)}), flush=True)
+        vectors = np.concatenate([np.load(parts / f"{s:07d}.npy") for s in range(0, len(ids), chunk)])
+        np.savez(path, ids=np.array(ids), x=vectors)
+        for part in parts.iterdir():
+            part.unlink()
+        parts.rmdir()
+    cached = np.load(path)
+    return dict(zip(cached["ids"].tolist(), cached["x"], strict=True))
+
+
 # -- models ---------------------------------------------------------------------------------------------
 def svm_scores(x, y, w, xt, c: float):
     from sklearn.svm import LinearSVC
@@ -171,7 +201,7 @@ def mlp_scores(x, y, w, xt, n_labels: int, hidden: int = 256, epochs: int = 5, s
                           for i in range(0, xt.shape[0], 4096)]).numpy()
 
 
-def run(variant: str, train, test, year: int) -> dict:
+def run(variant: str, train, test, year: int, vectors: dict | None = None) -> dict:
     start = time.time()
     opts = dict(c=0.5, newest=4.0, mid=1.5, support=10, char=False)
     opts.update({"recency8": dict(newest=8.0), "recency16": dict(newest=16.0), "mid3": dict(mid=3.0),
@@ -200,6 +230,17 @@ def run(variant: str, train, test, year: int) -> dict:
         x, xt = features([prep(r["description"]) for r in rows], test_texts, False)
         w = recency_weights(rows, opts["newest"], opts["mid"]) * np.array([r["share"] for r in rows])
         s = svm_scores(x, y_of(rows), w, xt, opts["c"])
+    elif variant in ("minilm", "minilm_tfidf"):
+        from scipy.sparse import csr_matrix, hstack
+
+        e, et = (np.stack([vectors[r["id"]] for r in part]) for part in (fit_rows, test))
+        w = recency_weights(fit_rows, opts["newest"], opts["mid"])
+        if variant == "minilm":
+            s = svm_scores(e, y_of(fit_rows), w, et, 1.0)
+        else:
+            x, xt = features([prep(r["description"]) for r in fit_rows], test_texts, False)
+            s = svm_scores(hstack([x, csr_matrix(0.5 * e)]).tocsr(), y_of(fit_rows), w,
+                           hstack([xt, csr_matrix(0.5 * et)]).tocsr(), opts["c"])
     else:
         rows = fit_rows + extra
         x, xt = features([prep(r["description"]) for r in rows], test_texts, opts["char"])
@@ -221,17 +262,21 @@ def main() -> None:
     parser.add_argument("--only", default=",".join(VARIANTS))
     parser.add_argument("--years", default="2021,2022", help="2021 = validation (train <= 2019), 2022 = test")
     parser.add_argument("--out", type=Path, default=Path("triage_variants.jsonl"))
+    parser.add_argument("--embeddings", type=Path, default=Path("triage_minilm.npz"),
+                        help="MiniLM embedding cache for the minilm variants (built when missing)")
     args = parser.parse_args()
     results = JsonlAppender(args.out)
     done = {(d["variant"], d["test_year"]) for d in results.read()}
     rows = load_rows(sorted(args.feeds.glob("*.json*")))
+    wanted = {(v, int(y)) for v in args.only.split(",") for y in args.years.split(",")} - done
+    vectors = embeddings(rows, args.embeddings) if any(v.startswith("minilm") for v, _ in wanted) else None
     for year in (int(y) for y in args.years.split(",")):
         train, test, stats = split([r for r in rows if r["year"] is not None and r["year"] <= year], year)
         print(json.dumps({"split": stats}), flush=True)
         for variant in args.only.split(","):
             if (variant, year) in done:
                 continue
-            result = run(variant, train, test, year)
+            result = run(variant, train, test, year, vectors)
             print(json.dumps(result), flush=True)
             results.write(result)
 
