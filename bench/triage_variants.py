@@ -117,25 +117,17 @@ def observed_examples(test_year: int):
 def embeddings(rows, path: Path) -> dict[str, np.ndarray]:
     """{CVE id: unit-norm all-MiniLM-L6-v2 embedding}, computed once for every row and cached in `path`."""
     if not path.exists():
-        from cyberslm.ask.retrieval import encode
+        from cyberslm.ask.retrieval import encode_in_parts
 
         ids = sorted({r["id"] for r in rows})
         text = {r["id"]: r["description"] for r in rows}
-        parts = path.with_name(path.name + ".parts")
-        parts.mkdir(exist_ok=True)
-        chunk, began, done = 4096, time.time(), 0
-        for start in range(0, len(ids), chunk):
-            part = parts / f"{start:07d}.npy"
-            if not part.exists():  # finished chunks survive a killed run
-                np.save(part, encode([text[i] for i in ids[start:start + chunk]]))
-                done += len(ids[start:start + chunk])
-                print(json.dumps({"embedded": min(start + chunk, len(ids)), "of": len(ids),
-                                  "per_second": round(done / (time.time() - began), 1)}), flush=True)
-        vectors = np.concatenate([np.load(parts / f"{s:07d}.npy") for s in range(0, len(ids), chunk)])
+        began = time.time()
+        vectors = encode_in_parts([text[i] for i in ids], path.with_name(path.name + ".parts"), chunk=4096,
+                                  dtype=np.float32, label="embedding descriptions (MiniLM)")
+        # the rate is for this run only: chunks finished by a killed earlier run are loaded, not encoded
+        print(json.dumps({"embedded": len(ids), "per_second": round(len(ids) / (time.time() - began), 1)}),
+              flush=True)
         np.savez(path, ids=np.array(ids), x=vectors)
-        for part in parts.iterdir():
-            part.unlink()
-        parts.rmdir()
     cached = np.load(path)
     return dict(zip(cached["ids"].tolist(), cached["x"], strict=True))
 

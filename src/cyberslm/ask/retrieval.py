@@ -242,24 +242,30 @@ def _bm25_matrix(passages: list[Passage]):
     return tf.astype(np.float32), vocabulary
 
 
-def _build_dense(passages: list[Passage], folder: Path) -> np.ndarray:
+def encode_in_parts(texts: list[str], parts: Path, chunk: int = DENSE_CHUNK, dtype=np.float16,
+                    label: str = "embedding passages (MiniLM)") -> np.ndarray:
+    """MiniLM embeddings of `texts` (float32), encoded `chunk` at a time into `parts` (one .npy per chunk,
+    stored as `dtype`) so an interrupted run keeps its finished chunks; `parts` is removed at the end."""
     from rich.progress import Progress
 
-    parts = folder / "dense-parts"
-    parts.mkdir(exist_ok=True)
-    chunks = range(0, len(passages), DENSE_CHUNK)
+    parts.mkdir(parents=True, exist_ok=True)
+    chunks = range(0, len(texts), chunk)
     with Progress(transient=True) as progress:
-        task = progress.add_task("embedding passages (MiniLM)", total=len(passages))
+        task = progress.add_task(label, total=len(texts))
         for start in chunks:
             part = parts / f"{start:07d}.npy"
-            if not part.exists():  # finished chunks survive an interrupted build
-                texts = [p.text[:DENSE_CHARS] for p in passages[start:start + DENSE_CHUNK]]
-                np.save(part, encode(texts).astype(np.float16))
-            progress.advance(task, min(DENSE_CHUNK, len(passages) - start))
-    dense = np.concatenate([np.load(parts / f"{s:07d}.npy") for s in chunks])
-    np.save(folder / "dense.npy", dense)
+            if not part.exists():
+                np.save(part, encode(texts[start:start + chunk]).astype(dtype))
+            progress.advance(task, min(chunk, len(texts) - start))
+    vectors = np.concatenate([np.load(parts / f"{s:07d}.npy") for s in chunks])
     shutil.rmtree(parts)
-    return dense.astype(np.float32)
+    return vectors.astype(np.float32)
+
+
+def _build_dense(passages: list[Passage], folder: Path) -> np.ndarray:
+    dense = encode_in_parts([p.text[:DENSE_CHARS] for p in passages], folder / "dense-parts")
+    np.save(folder / "dense.npy", dense.astype(np.float16))
+    return dense
 
 
 def index_dir(kb) -> Path:
