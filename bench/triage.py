@@ -143,14 +143,7 @@ def error_breakdown(topk, rows: list[dict], labels: list[str]) -> dict:
     from cyberslm.knowledge import load_knowledge
 
     kb = load_knowledge()
-
-    def lineage(cwe: str, depth: int = 3) -> set[str]:
-        up, frontier = set(), [cwe]
-        for _ in range(depth):
-            frontier = [q for c in frontier for q in kb.cwe_parents(c)]
-            up.update(frontier)
-        return up
-
+    lineage = kb.cwe_ancestors
     known, counts, pairs = set(labels), Counter(), Counter()
     for p, r in zip(topk, rows, strict=True):
         pred = p[0][0]

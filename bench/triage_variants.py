@@ -75,22 +75,14 @@ def _catalog():
     return kb, [e for e in kb.entries() if e.kind == "cwe"]
 
 
-def _ancestors(kb, cwe_id: str, depth: int = 3) -> set[str]:
-    out, frontier = set(), [cwe_id]
-    for _ in range(depth):
-        frontier = [r.cwe_id for c in frontier if (e := kb.get(c)) for r in e.related
-                    if r.nature == "ChildOf" and r.view_id in ("1000", "1003")]
-        out.update(frontier)
-    return out
-
-
 def catalog_relabel(rows):
     kb, weaknesses = _catalog()
     table = []
     for e in weaknesses:
         for name in re.findall(r"\('([^']+)'\)", e.name) + list(e.aliases or []):
             if len(name.strip()) >= 8:
-                table.append((re.compile(r"\b" + re.escape(name.strip()) + r"\b", re.I), e.id, _ancestors(kb, e.id)))
+                up = kb.cwe_ancestors(e.id, views=("1000", "1003"))
+                table.append((re.compile(r"\b" + re.escape(name.strip()) + r"\b", re.I), e.id, up))
     out = []
     for r in rows:
         for rx, child, ancestors in table:

@@ -18,6 +18,9 @@ def test_cwe_79_and_research_view(kb):
     assert kb.weakness("79") is w and kb.get("cwe-79") is w
     assert kb.cwe_parents("CWE-79") == ["CWE-74"]
     assert "CWE-79" in kb.cwe_children("CWE-74")
+    assert kb.cwe_ancestors("CWE-89") == {"CWE-943", "CWE-74", "CWE-707"}
+    assert kb.cwe_ancestors("CWE-89", depth=1) == {"CWE-943"}
+    assert kb.cwe_parents("CWE-787", views=("1003",)) == ["CWE-119"]
     assert kb.weakness("CWE-1000") is None and kb.get("CWE-1000").kind == "cwe-view"
     assert kb.get("CWE-99999999") is None
 

@@ -156,10 +156,18 @@ class Knowledge:
                     out.append((r, other))
         return out
 
-    def cwe_parents(self, cwe_id: str) -> list[str]:
-        """ChildOf parents in the research view CWE-1000."""
+    def cwe_parents(self, cwe_id: str, views: tuple[str, ...] = (RESEARCH_VIEW,)) -> list[str]:
+        """ChildOf parents in the given views (default: the research view CWE-1000)."""
         w = self.weakness(cwe_id)
-        return [r.cwe_id for r in w.related if r.nature == "ChildOf" and r.view_id == RESEARCH_VIEW] if w else []
+        return [r.cwe_id for r in w.related if r.nature == "ChildOf" and r.view_id in views] if w else []
+
+    def cwe_ancestors(self, cwe_id: str, depth: int = 3, views: tuple[str, ...] = (RESEARCH_VIEW,)) -> set[str]:
+        """ChildOf ancestors up to `depth` levels up in the given views."""
+        out, frontier = set(), [cwe_id]
+        for _ in range(depth):
+            frontier = [p for c in frontier for p in self.cwe_parents(c, views)]
+            out.update(frontier)
+        return out
 
     def cwe_children(self, cwe_id: str) -> list[str]:
         if self._children is None:
