@@ -20,24 +20,29 @@ CHAT_TEMPLATE = (
 )
 
 
-def build_tiny_qwen3(folder) -> str:
-    """A 2-layer, hidden-64 Qwen3 causal LM with a byte-level BPE tokenizer and a ChatML template."""
-    import torch
+def tiny_bpe_tokenizer(texts: list[str], specials: list[str], eos: str, pad: str, template: str,
+                       bos: str | None = None, vocab_size: int = 400):
+    """A byte-level BPE tokenizer trained on `texts`, with the given special tokens and chat template."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
+    from transformers import PreTrainedTokenizerFast
 
-    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
-    bpe.train_from_iterator(
-        SENTENCES, trainers.BpeTrainer(vocab_size=400, special_tokens=specials,
-                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()),
-    )
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>", bos_token=None,
-    )
-    tokenizer.chat_template = CHAT_TEMPLATE
+    bpe.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
+                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token=eos, pad_token=pad, bos_token=bos)
+    tokenizer.chat_template = template
+    return tokenizer
+
+
+def build_tiny_qwen3(folder) -> str:
+    """A 2-layer, hidden-64 Qwen3 causal LM with a byte-level BPE tokenizer and a ChatML template."""
+    import torch
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    tokenizer = tiny_bpe_tokenizer(SENTENCES, ["<|endoftext|>", "<|im_start|>", "<|im_end|>"], "<|im_end|>",
+                                   "<|endoftext|>", CHAT_TEMPLATE)
     tokenizer.save_pretrained(folder)
 
     torch.manual_seed(0)

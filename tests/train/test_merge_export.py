@@ -12,6 +12,8 @@ import sys
 
 import pytest
 
+from .conftest import tiny_bpe_tokenizer
+
 torch = pytest.importorskip("torch")
 gguf = pytest.importorskip("gguf")
 
@@ -28,17 +30,7 @@ TEXTS = ["Cross-site scripting in the search page of the admin panel.",
 
 
 def _tokenizer(specials: list[str], eos: str, pad: str, template: str, bos: str | None = None):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(TEXTS, trainers.BpeTrainer(vocab_size=320, special_tokens=specials,
-                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=eos, pad_token=pad, bos_token=bos)
-    fast.chat_template = template
-    return fast
+    return tiny_bpe_tokenizer(TEXTS, specials, eos, pad, template, bos=bos, vocab_size=320)
 
 
 def _build(folder, arch: str):
