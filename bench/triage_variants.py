@@ -17,7 +17,10 @@ biases and a temperature on 30% of the newest year, then add them to the full mo
 layer of 256 on the TF-IDF, torch, 5 epochs); multilabel (a row with several CWEs is a training example
 for each of them that is a label, weight split evenly, since a hit on any of them counts); minilm (LinearSVC
 C=1 on all-MiniLM-L6-v2 sentence embeddings instead of TF-IDF); minilm_tfidf (the TF-IDF with 0.5 x the
-unit-norm embedding appended). The embeddings of every description are computed once (about 30 min on 2
+unit-norm embedding appended); stable2 (only terms seen in >= 2 training years, against vendor and product
+names that come and go); twins (a training row with n near-identical training rows, TF-IDF cosine >= 0.9,
+weighs 1/n, so templated advisories do not outvote the rest); cnb (+ 0.3 x a ComplementNB's log-probabilities,
+both standardised per row). The embeddings of every description are computed once (about 30 min on 2
 cores, chunks kept so a killed run resumes) and cached in --embeddings.
 Results already in --out are skipped, so a killed run resumes.
 """
@@ -39,7 +42,7 @@ from cyberslm.models.cwe_classifier import _VERSION
 from cyberslm.train.classifier import _categories, evaluate, load_rows, modernise, recency_weights, split
 
 VARIANTS = ["base", "char", "recency8", "recency16", "mid3", "c025", "c1", "support5", "catalog", "observed",
-            "bias", "mlp", "multilabel", "minilm", "minilm_tfidf"]
+            "bias", "mlp", "multilabel", "minilm", "minilm_tfidf", "stable2", "twins", "cnb"]
 
 
 def prep(text: str) -> str:
@@ -185,6 +188,27 @@ def mlp_scores(x, y, w, xt, n_labels: int, hidden: int = 256, epochs: int = 5, s
                           for i in range(0, xt.shape[0], 4096)]).numpy()
 
 
+def stable_terms(x, xt, years, k: int):
+    """Keep the columns of terms that occur in at least k distinct training years."""
+    present = sum((x[years == y].getnnz(axis=0) > 0).astype(int) for y in np.unique(years))
+    keep = np.flatnonzero(present >= k)
+    return x[:, keep], xt[:, keep]
+
+
+def near_twins(x, threshold: float = 0.9, block: int = 2000):
+    """For each row, how many training rows (itself included) have TF-IDF cosine >= threshold with it."""
+    x = x.tocsr()
+    counts = np.zeros(x.shape[0])
+    for i in range(0, x.shape[0], block):
+        sims = x[i:i + block] @ x.T
+        counts[i:i + block] = np.asarray((sims >= threshold).sum(axis=1)).ravel()
+    return np.maximum(counts, 1)
+
+
+def standardised(s):
+    return (s - s.mean(1, keepdims=True)) / (s.std(1, keepdims=True) + 1e-9)
+
+
 def run(variant: str, train, test, year: int, vectors: dict | None = None) -> dict:
     start = time.time()
     opts = dict(c=0.5, newest=4.0, mid=1.5, support=10, char=False)
@@ -229,10 +253,19 @@ def run(variant: str, train, test, year: int, vectors: dict | None = None) -> di
         rows = fit_rows + extra
         x, xt = features([prep(r["description"]) for r in rows], test_texts, opts["char"])
         w = np.concatenate([recency_weights(fit_rows, opts["newest"], opts["mid"]), np.ones(len(extra))])
+        if variant == "stable2":
+            x, xt = stable_terms(x, xt, np.array([r["year"] for r in rows]), 2)
+        if variant == "twins":
+            w = w / near_twins(x)
         if variant == "mlp":
             s = mlp_scores(x, y_of(rows), w, xt, len(labels))
         else:
             s = svm_scores(x, y_of(rows), w, xt, opts["c"])
+        if variant == "cnb":
+            from sklearn.naive_bayes import ComplementNB
+
+            nb = ComplementNB(alpha=0.3).fit(x, y_of(rows), sample_weight=w).predict_log_proba(xt)
+            s = standardised(s) + 0.3 * standardised(nb)
     top = (-s).argsort(axis=1)[:, :3]
     metrics = evaluate([[(labels[j], 1.0) for j in row] for row in top], test, labels)
     metrics.pop("ece")  # scores here are not calibrated probabilities
