@@ -22,6 +22,10 @@ CWE_XML = """<?xml version="1.0" encoding="UTF-8"?>
         <Consequence><Scope>Integrity</Scope><Impact>Modify Application Data</Impact></Consequence>
       </Common_Consequences>
       <Related_Attack_Patterns><Related_Attack_Pattern CAPEC_ID="10"/></Related_Attack_Patterns>
+      <Mapping_Notes>
+        <Usage>Discouraged</Usage>
+        <Rationale>This CWE entry is a Class and might have Base-level children that would be more appropriate.</Rationale>
+      </Mapping_Notes>
     </Weakness>
     <Weakness ID="79" Name="Fixture Cross-site Scripting" Abstraction="Base" Structure="Simple" Status="Stable">
       <Description>The product does not neutralize user input placed in a web page.</Description>

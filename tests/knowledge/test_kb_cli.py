@@ -30,9 +30,11 @@ def run_main(monkeypatch, capsys, *args):
 def test_show_cwe_panel_and_json(kb):
     out = run("show", "CWE-79")
     assert "Cross-site Scripting" in out and "Consequences" in out and "Mitigations" in out
-    assert "CWE-74" in out and "CAPEC-63" in out
+    assert "CWE-74" in out and "CAPEC-63" in out and "mapping: Allowed" in out
     data = json.loads(run("show", "cwe-79", "--json"))
     assert data["id"] == "CWE-79" and data["parents"] == ["CWE-74"] and data["consequences"]
+    assert data["mapping_usage"] == "Allowed"
+    assert "mapping: Discouraged" in run("show", "CWE-20")
     assert any(r["type"] == "child-of" and r["target_id"] == "CWE-74" for r in data["related"])
 
 

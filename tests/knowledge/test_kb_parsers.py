@@ -38,6 +38,7 @@ def test_cwe_weakness_fields(cwe_xml):
     assert w.capec_ids == ["CAPEC-63", "CAPEC-85"]
     assert w.observed_examples == [{"reference": "CVE-2021-25926", "description": "Reflected XSS in a search term."}]
     assert w.aliases == ["XSS"]
+    assert (w.mapping_usage, by_id(b)["CWE-74"].mapping_usage) == ("", "Discouraged")
     rels = {(r.source_id, r.type, r.target_id) for r in b.relationships}
     assert ("CWE-79", "child-of", "CWE-74") in rels and ("CWE-79", "related-attack-pattern", "CAPEC-63") in rels
     assert ("CWE-990", "has-member", "CWE-79") in rels

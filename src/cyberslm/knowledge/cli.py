@@ -40,7 +40,8 @@ def _section(title: str, lines: list[str]) -> list:
 
 
 def _weakness_body(kb, w: Weakness) -> list:
-    body = [Text(f"{w.abstraction} · {w.status} · {w.source}", style="dim"), Text(""), Text(w.description)]
+    usage = f" · mapping: {w.mapping_usage}" if w.mapping_usage else ""
+    body = [Text(f"{w.abstraction} · {w.status}{usage} · {w.source}", style="dim"), Text(""), Text(w.description)]
     if w.extended_description:
         ext = w.extended_description
         body += [Text(""), Text(ext if len(ext) < 900 else ext[:900] + " …", style="italic")]

@@ -91,13 +91,14 @@ def _weakness(el: ET.Element, source: str) -> Weakness:
         for x in group.get("Observed_Examples", ())
     ]
     aliases = [flatten(_child(t, "Term")) for t in group.get("Alternate_Terms", ())]
+    notes = group.get("Mapping_Notes")
     return Weakness(
         id=f"CWE-{num}", name=el.get("Name", ""), description=flatten(group.get("Description")),
         url=cwe_url(num), aliases=[a for a in aliases if a], source=source,
         abstraction=el.get("Abstraction", ""), status=el.get("Status", ""),
         extended_description=flatten(group.get("Extended_Description")),
         consequences=consequences, mitigations=mitigations, related=related, capec_ids=capec,
-        observed_examples=examples,
+        observed_examples=examples, mapping_usage=flatten(_child(notes, "Usage")) if notes is not None else "",
     )
 
 

@@ -58,6 +58,8 @@ class Weakness(Entry):
     related: list[RelatedWeakness] = field(default_factory=list)
     capec_ids: list[str] = field(default_factory=list)
     observed_examples: list[dict] = field(default_factory=list)  # {reference, description}
+    # MITRE's mapping guidance: Allowed, Allowed-with-Review, Discouraged or Prohibited (CWE 4.x Mapping_Notes)
+    mapping_usage: str = ""
 
 
 @dataclass
