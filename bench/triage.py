@@ -47,11 +47,24 @@ def baseline(train: list[dict], test: list[dict], labels: list[str]) -> dict:
 
 def validate(rows: list[dict], year: int) -> None:
     """The validation split used to choose the recipe: rows up to `year`, test = `year` (never 2022)."""
+    from cyberslm.train.classifier import discouraged_labels
+
     train, test, stats = split([r for r in rows if r["year"] is not None and r["year"] <= year], year)
     print(f"validation split: {json.dumps(stats)}")
-    for name, modernise in (("modernised labels (shipped)", True), ("old labels", False)):
-        clf, info = fit(train, modernise_labels=modernise)
-        m = evaluate(clf.predict_topk([r["description"] for r in test], k=3), test, clf.labels)
+    flagged = discouraged_labels({r["cwe"] for r in train + test})
+    per_year = {y: [r["cwe"] for r in train if r["year"] == y] for y in sorted({r["year"] for r in train})}
+    per_year[year] = [r["cwe"] for r in test]
+    for cwe in ("CWE-20", "CWE-200"):
+        print(f"share of rows labelled {cwe}, by year: "
+              + json.dumps({y: round(labels.count(cwe) / len(labels), 3) for y, labels in per_year.items()}))
+    print(f"{year} rows whose first label is Discouraged: {sum(r['cwe'] in flagged for r in test)}")
+    for name, options in (("shipped: modernised labels, Discouraged-label rows x0.25", {}),
+                          ("modernised labels, Discouraged-label rows x1", dict(discouraged=1.0)),
+                          ("old labels, Discouraged-label rows x1", dict(discouraged=1.0, modernise_labels=False))):
+        clf, info = fit(train, **options)
+        topk = clf.predict_topk([r["description"] for r in test], k=3)
+        m = evaluate(topk, test, clf.labels)
+        m["top1_discouraged"] = sum(p[0][0] in flagged for p in topk)
         print(f"validation {year}, {name}, {info['labels']} labels: {json.dumps(m)}", flush=True)
 
 

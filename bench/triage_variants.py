@@ -2,9 +2,9 @@
 
     python bench/triage_variants.py [--feeds /work/shared/data/nvd] [--only base,char,...] [--years 2021,2022]
 
-Each variant is the shipped recipe (train/classifier.py: modernised labels, categories dropped, labels with
->= 10 rows, word 1-2-gram sublinear TF-IDF, LinearSVC C=0.5, newest training year x4 and the two before x1.5)
-with one change, scored by top-1 strict / top-3 / macro-F1 of the SVM's argmax (no pruning, fp16 or
+Each variant is the recipe shipped before Discouraged-label weighting (train/classifier.py: modernised labels,
+categories dropped, labels with >= 10 rows, word 1-2-gram sublinear TF-IDF, LinearSVC C=0.5, newest training
+year x4 and the two before x1.5) with one change, scored by top-1 strict / top-3 / macro-F1 of the SVM's argmax (no pruning, fp16 or
 temperature, so `base` differs from the shipped artifact by a few thousandths). Year 2021 = the validation
 split (train <= 2019), where a change has to win before it may ship; 2022 = the held-out test split.
 One JSON line per result, appended to --out as it finishes.
@@ -20,7 +20,11 @@ C=1 on all-MiniLM-L6-v2 sentence embeddings instead of TF-IDF); minilm_tfidf (th
 unit-norm embedding appended); stable2 (only terms seen in >= 2 training years, against vendor and product
 names that come and go); twins (a training row with n near-identical training rows, TF-IDF cosine >= 0.9,
 weighs 1/n, so templated advisories do not outvote the rest); cnb (+ 0.3 x a ComplementNB's log-probabilities,
-both standardised per row). The embeddings of every description are computed once (about 30 min on 2
+both standardised per row); discouraged (rows whose CWE the catalog's mapping guidance marks Discouraged weigh
+0.25, or the factor after the name: discouraged0.1; it won on validation and is part of the shipped recipe
+since, so base here is the recipe before it). A variant run in the same process as base also reports how
+many test rows only one of the two gets right, and the paired (McNemar) z of that difference.
+The embeddings of every description are computed once (about 30 min on 2
 cores, chunks kept so a killed run resumes) and cached in --embeddings.
 Results already in --out are skipped, so a killed run resumes.
 """
@@ -39,10 +43,19 @@ import numpy as np
 
 from cyberslm.io import JsonlAppender
 from cyberslm.models.cwe_classifier import _VERSION
-from cyberslm.train.classifier import _categories, evaluate, load_rows, modernise, recency_weights, split
+from cyberslm.train.classifier import (
+    _categories,
+    discouraged_labels,
+    evaluate,
+    load_rows,
+    modernise,
+    recency_weights,
+    split,
+)
 
 VARIANTS = ["base", "char", "recency8", "recency16", "mid3", "c025", "c1", "support5", "catalog", "observed",
-            "bias", "mlp", "multilabel", "minilm", "minilm_tfidf", "stable2", "twins", "cnb"]
+            "bias", "mlp", "multilabel", "minilm", "minilm_tfidf", "stable2", "twins", "cnb",
+            "discouraged"]
 
 
 def prep(text: str) -> str:
@@ -257,6 +270,9 @@ def run(variant: str, train, test, year: int, vectors: dict | None = None) -> di
             x, xt = stable_terms(x, xt, np.array([r["year"] for r in rows]), 2)
         if variant == "twins":
             w = w / near_twins(x)
+        if variant.startswith("discouraged"):
+            flagged, factor = discouraged_labels(labels), float(variant[len("discouraged"):] or 0.25)
+            w = w * np.array([factor if r["cwe"] in flagged else 1.0 for r in rows])
         if variant == "mlp":
             s = mlp_scores(x, y_of(rows), w, xt, len(labels))
         else:
@@ -269,8 +285,9 @@ def run(variant: str, train, test, year: int, vectors: dict | None = None) -> di
     top = (-s).argsort(axis=1)[:, :3]
     metrics = evaluate([[(labels[j], 1.0) for j in row] for row in top], test, labels)
     metrics.pop("ece")  # scores here are not calibrated probabilities
+    hits = np.array([labels[row[0]] in r["cwes"] for row, r in zip(top, test, strict=True)])
     return {"variant": variant, "test_year": year, **metrics, "labels": len(labels), "extra_rows": len(extra),
-            "seconds": round(time.time() - start)}
+            "seconds": round(time.time() - start)}, hits
 
 
 def main() -> None:
@@ -290,10 +307,16 @@ def main() -> None:
     for year in (int(y) for y in args.years.split(",")):
         train, test, stats = split([r for r in rows if r["year"] is not None and r["year"] <= year], year)
         print(json.dumps({"split": stats}), flush=True)
+        base_hits = None
         for variant in args.only.split(","):
             if (variant, year) in done:
                 continue
-            result = run(variant, train, test, year, vectors)
+            result, hits = run(variant, train, test, year, vectors)
+            if variant == "base":
+                base_hits = hits
+            elif base_hits is not None:
+                b, c = int((base_hits & ~hits).sum()), int((~base_hits & hits).sum())
+                result["vs_base"] = {"base_only": b, "variant_only": c, "paired_z": round((c - b) / max(b + c, 1) ** 0.5, 2)}
             print(json.dumps(result), flush=True)
             results.write(result)
 

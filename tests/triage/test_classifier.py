@@ -138,3 +138,18 @@ def test_modernise_moves_old_nvd_labels_to_the_ids_nvd_assigns_now():
     assert out[0]["cwes"] == ["CWE-125", "CWE-119", "CWE-20"]  # the new id first, the old ones kept
     assert rows[0]["cwe"] == "CWE-119"  # inputs are not mutated
     assert moves["CWE-119->CWE-787"] == 1 and sum(moves.values()) == 5
+
+
+def test_rows_with_discouraged_labels_weigh_less():
+    from cyberslm.train.classifier import discouraged_labels, fit
+
+    assert discouraged_labels(["CWE-20", "CWE-79", "CWE-200", "CWE-787"]) == {"CWE-20", "CWE-200"}
+    # the same words, 12 rows labelled CWE-20 (Discouraged) and 8 labelled CWE-79 (Allowed)
+    rows = [{"id": f"CVE-2021-{i:04d}", "description": f"crafted request to the widget handler number {i}",
+             "cwe": cwe, "cwes": [cwe], "year": 2021} for i, cwe in enumerate(["CWE-20"] * 12 + ["CWE-79"] * 8)]
+    text = ["crafted request to the widget handler"]
+    flat, info = fit(rows, min_support=5, discouraged=1.0)
+    assert flat.predict_topk(text, k=1)[0][0][0] == "CWE-20"
+    weighted, info = fit(rows, min_support=5)
+    assert weighted.predict_topk(text, k=1)[0][0][0] == "CWE-79"
+    assert (info["discouraged_labels"], info["discouraged_weight"]) == (1, 0.25)
