@@ -47,6 +47,7 @@ from cyberslm.train.classifier import (
     _categories,
     discouraged_labels,
     evaluate,
+    label_weights,
     load_rows,
     modernise,
     recency_weights,
@@ -272,7 +273,7 @@ def run(variant: str, train, test, year: int, vectors: dict | None = None) -> di
             w = w / near_twins(x)
         if variant.startswith("discouraged"):
             flagged, factor = discouraged_labels(labels), float(variant[len("discouraged"):] or 0.25)
-            w = w * np.array([factor if r["cwe"] in flagged else 1.0 for r in rows])
+            w = w * label_weights(rows, flagged, factor)
         if variant == "mlp":
             s = mlp_scores(x, y_of(rows), w, xt, len(labels))
         else:

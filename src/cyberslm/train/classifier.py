@@ -243,7 +243,7 @@ def fit(
     # Discouraged labels: see discouraged_labels() for why their rows weigh less.
     flagged = discouraged_labels(labels)
     weight = recency_weights(fit_rows, recency) if recency != 1 else np.ones(len(fit_rows))
-    weight = weight * np.array([discouraged if r["cwe"] in flagged else 1.0 for r in fit_rows])
+    weight = weight * label_weights(fit_rows, flagged, discouraged)
     svm = LinearSVC(C=c, random_state=seed).fit(x, y, sample_weight=weight)
     coef, intercept = svm.coef_, svm.intercept_
     if len(labels) == 2:  # sklearn gives one decision function for two classes: its sign picks labels[1]
@@ -311,6 +311,13 @@ def discouraged_labels(labels) -> set[str]:
 
     kb = load_knowledge()
     return {c for c in labels if (w := kb.weakness(c)) is not None and w.mapping_usage == "Discouraged"}
+
+
+def label_weights(rows: list[dict], flagged: set[str], factor: float):
+    """Sample weights: `factor` for rows whose label is in `flagged`, else 1."""
+    import numpy as np
+
+    return np.array([factor if r["cwe"] in flagged else 1.0 for r in rows])
 
 
 def fit_temperature(scores, y) -> tuple[float, float]:
