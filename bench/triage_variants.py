@@ -4,8 +4,8 @@
 
 Each variant is the recipe shipped before Discouraged-label weighting (train/classifier.py: modernised labels,
 categories dropped, labels with >= 10 rows, word 1-2-gram sublinear TF-IDF, LinearSVC C=0.5, newest training
-year x4 and the two before x1.5) with one change, scored by top-1 strict / top-3 / macro-F1 of the SVM's argmax (no pruning, fp16 or
-temperature, so `base` differs from the shipped artifact by a few thousandths). Year 2021 = the validation
+year x4 and the two before x1.5) with one change, scored by top-1 strict / top-3 / macro-F1 of the SVM's
+argmax (no pruning, fp16 or temperature, so `base` differs from such an artifact by a few thousandths). Year 2021 = the validation
 split (train <= 2019), where a change has to win before it may ship; 2022 = the held-out test split.
 One JSON line per result, appended to --out as it finishes.
 
@@ -24,8 +24,8 @@ both standardised per row); discouraged (rows whose CWE the catalog's mapping gu
 0.25, or the factor after the name: discouraged0.1; it won on validation and is part of the shipped recipe
 since, so base here is the recipe before it). A variant run in the same process as base also reports how
 many test rows only one of the two gets right, and the paired (McNemar) z of that difference.
-The embeddings of every description are computed once (about 30 min on 2
-cores, chunks kept so a killed run resumes) and cached in --embeddings.
+The embeddings of every description are computed once (about 30 min on 2 cores, chunks kept so a killed run
+resumes) and cached in --embeddings.
 Results already in --out are skipped, so a killed run resumes.
 """
 
@@ -317,7 +317,8 @@ def main() -> None:
                 base_hits = hits
             elif base_hits is not None:
                 b, c = int((base_hits & ~hits).sum()), int((~base_hits & hits).sum())
-                result["vs_base"] = {"base_only": b, "variant_only": c, "paired_z": round((c - b) / max(b + c, 1) ** 0.5, 2)}
+                z = round((c - b) / max(b + c, 1) ** 0.5, 2)  # McNemar's test on the rows the two disagree on
+                result["vs_base"] = {"base_only": b, "variant_only": c, "paired_z": z}
             print(json.dumps(result), flush=True)
             results.write(result)
 
