@@ -13,7 +13,7 @@ import csv
 import json
 import sys
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import typer
@@ -35,6 +35,7 @@ class Prediction:
     summary: str = ""  # what the weakness is: first sentence of its CWE description
     consequence: str = ""  # first common consequence: "Scope, Scope: Impact, Impact"
     mitigation: str = ""  # first potential mitigation, first sentence
+    mapping: str = ""  # MITRE's mapping guidance for this CWE: Allowed, Allowed-with-Review, Discouraged, Prohibited
 
     def to_dict(self) -> dict:
         return {
@@ -46,6 +47,7 @@ class Prediction:
                 "summary": self.summary,
                 "consequence": self.consequence,
                 "mitigation": self.mitigation,
+                "mapping": self.mapping,
             },
         }
 
@@ -98,13 +100,12 @@ def explain(cwe_id: str, probability: float | None) -> Prediction:
                 p.consequence = f"{', '.join(c.scopes)}: {', '.join(c.impacts)}"
             if getattr(w, "mitigations", None):
                 p.mitigation = _first_sentence(w.mitigations[0].description)
+            p.mapping = getattr(w, "mapping_usage", "")
         else:
             p.url = f"https://cwe.mitre.org/data/definitions/{cwe_id.split('-')[-1]}.html"
         _EXPLAINED[cwe_id] = p
     base = _EXPLAINED[cwe_id]
-    return Prediction(
-        cwe_id, probability, base.name, base.url, base.summary, base.consequence, base.mitigation
-    )
+    return replace(base, probability=probability)
 
 
 # -- prediction --------------------------------------------------------------------------------------------
@@ -267,6 +268,7 @@ class Writer:
                     "summary",
                     "consequence",
                     "mitigation",
+                    "mapping",
                 ]
             )
         elif fmt == "json":
@@ -296,6 +298,7 @@ class Writer:
                             p.summary,
                             p.consequence,
                             p.mitigation,
+                            p.mapping,
                         ]
                     )
             self.count += 1
@@ -318,6 +321,8 @@ class Writer:
                     why += f"\n[dim]consequence:[/dim] {p.consequence}"
                 if i == 0 and p.mitigation:
                     why += f"\n[dim]mitigation:[/dim] {p.mitigation}"
+                if p.mapping in ("Discouraged", "Prohibited"):  # MITRE asks for a more precise CWE than this one
+                    why += f"\n[dim]mapping:[/dim] {p.mapping} by MITRE; a more specific child CWE may fit"
                 prob = "" if p.probability is None else f"{p.probability:.2f}"
                 table.add_row(label if i == 0 else "", p.cwe_id, prob, why)
         self.console.print(table)

@@ -224,3 +224,22 @@ def test_model_backend_uses_rcm_prompt_and_final_line(chat_server):
     assert sorted(p.rsplit("CVE Description: ", 1)[1] for p in seen) == sorted(
         [SQLI, XSS]
     )  # concurrent requests
+
+
+def test_discouraged_cwes_say_so_in_every_format():
+    from io import StringIO
+
+    from rich.console import Console
+
+    from cyberslm.triage import TriageResult, Writer, explain
+
+    assert explain("CWE-89", 0.9).mapping == "Allowed"
+    generic = explain("CWE-20", 0.4)
+    assert generic.to_dict()["explanation"]["mapping"] == "Discouraged" and generic.probability == 0.4
+    result = TriageResult(None, "input is not validated", "classifier:default", [generic, explain("CWE-89", 0.1)])
+    out = StringIO()
+    Writer("csv", out).write([result])
+    assert out.getvalue().splitlines()[0].endswith(",mapping") and ",Discouraged" in out.getvalue()
+    screen = StringIO()
+    Writer("table", StringIO(), console=Console(file=screen, width=200)).write([result])
+    assert screen.getvalue().count("Discouraged by MITRE") == 1  # CWE-20 only, not CWE-89

@@ -88,6 +88,8 @@ function renderTriage(results) {
       if (ex.summary) why.append(el("p", { text: ex.summary }));
       if (ex.consequence) why.append(el("p", { class: "sub", text: "Consequence: " + ex.consequence }));
       if (ex.mitigation) why.append(el("p", { class: "sub", text: "Mitigation: " + ex.mitigation }));
+      if (ex.mapping === "Discouraged" || ex.mapping === "Prohibited")
+        why.append(el("p", { class: "sub", text: "Mapping: " + ex.mapping + " by MITRE; a more specific child CWE may fit" }));
       const row = el("tr", { class: rank === 0 ? "first" : "" },
         el("td", { class: "cve", text: rank === 0 ? (result.id || "") : "" }),
         el("td", { text: String(rank + 1) }),
