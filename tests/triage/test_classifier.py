@@ -36,7 +36,7 @@ def test_save_load_round_trip_gives_same_probabilities(tiny_model, tmp_path):
     texts = ["stored xss in the comment field", "heap-based buffer overflow via a crafted request"]
     copy = CweClassifier.load(clf.save(tmp_path / "copy", clf.manifest))
     np.testing.assert_allclose(clf.predict_proba(texts), copy.predict_proba(texts), rtol=1e-5)
-    assert copy.labels == clf.labels and copy.temperature == clf.temperature
+    assert copy.labels == clf.labels and (copy.temperature, copy.mixture) == (clf.temperature, clf.mixture)
 
 
 def test_loading_refuses_pickle_files(tiny_model, tmp_path):
@@ -153,3 +153,33 @@ def test_rows_with_discouraged_labels_weigh_less():
     weighted, info = fit(rows, min_support=5)
     assert weighted.predict_topk(text, k=1)[0][0][0] == "CWE-79"
     assert (info["discouraged_labels"], info["discouraged_weight"]) == (1, 0.25)
+
+
+def test_calibration_mixes_in_a_uniform_share_only_for_confident_mistakes():
+    from cyberslm.train.classifier import fit_calibration
+
+    y = np.arange(400) % 5
+    right = np.zeros((400, 5))
+    right[np.arange(400), y] = 5.0
+    assert fit_calibration(right, y)[1] == 0.0  # never wrong: a temperature alone is best
+    wrong = right.copy()
+    wrong[:40] = 0
+    wrong[np.arange(40), (y[:40] + 1) % 5] = 50.0  # 10% of rows confidently wrong by a wide margin
+    wrong[40:] *= 10
+    temperature, mixture, nll = fit_calibration(wrong, y)
+    assert 0 < mixture <= 0.3
+    assert nll < fit_calibration(wrong, y, mixtures=(0.0,))[2]
+
+
+def test_mixture_floors_every_probability(tiny_model):
+    clf = CweClassifier.load(tiny_model)
+    texts, fitted = ["sql injection in the admin panel"], clf.mixture
+    try:  # load() caches the instance: put its own mixture back
+        clf.mixture = 0.0
+        sharp = clf.predict_proba(texts)
+        clf.mixture = 0.2
+        mixed = clf.predict_proba(texts)
+    finally:
+        clf.mixture = fitted
+    np.testing.assert_allclose(mixed, 0.8 * sharp + 0.2 / len(clf.labels), rtol=1e-6)
+    assert mixed.min() >= 0.2 / len(clf.labels) and abs(mixed.sum() - 1) < 1e-6

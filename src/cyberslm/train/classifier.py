@@ -1,9 +1,10 @@
 """`cyberslm train classifier`: learn CVE description -> CWE from a labelled table or CVE feeds.
 
 Recipe (chosen on the temporal NVD split, see docs/bench/triage.md): old NVD labels modernised to the
-ids NVD assigns today (`modernise`), word 1-2-gram sublinear TF-IDF,
-a one-vs-rest linear SVM, weights pruned to the largest entries, and a softmax temperature fit on a
-validation split so probabilities are calibrated. Labels with fewer than `min_support` training rows are
+ids NVD assigns today (`modernise`), rows whose label MITRE's mapping guidance discourages weighted down
+(`discouraged_labels`), word 1-2-gram sublinear TF-IDF, a one-vs-rest linear SVM, weights pruned to the
+largest entries, and a softmax temperature with a small uniform mixture fit on a validation split so
+probabilities are calibrated. Labels with fewer than `min_support` training rows are
 dropped from training (they are rare; the classifier never predicts them) and counted in the manifest.
 Test rows whose id or near-duplicate description also occurs in training are removed (decontamination).
 """
@@ -168,7 +169,7 @@ def modernise(rows: list[dict]) -> tuple[list[dict], Counter]:
 
 # -- model -----------------------------------------------------------------------------------------------
 def calibration_split(rows: list[dict], seed: int = 0) -> tuple[list[dict], set[str]]:
-    """(rows in a seeded order, ids held out for the temperature): 15% of the newest year, the rows most
+    """(rows in a seeded order, ids held out for calibration): 15% of the newest year, the rows most
     like the data the model will meet, so probabilities are calibrated for drift, not for old years."""
     rows = sorted(rows, key=lambda r: r["id"])
     random.Random(seed).shuffle(rows)
@@ -262,10 +263,10 @@ def fit(
         labels,
     )
 
-    progress("temperature on the validation split")
+    progress("calibration (temperature, mixture) on the validation split")
     val_in = [r for r in val if r["cwe"] in index]
-    clf.temperature, val_nll = fit_temperature(clf.scores([r["description"] for r in val_in]),
-                                               np.array([index[r["cwe"]] for r in val_in]))
+    clf.temperature, clf.mixture, val_nll = fit_calibration(clf.scores([r["description"] for r in val_in]),
+                                                            np.array([index[r["cwe"]] for r in val_in]))
     info = {
         "labels": len(labels),
         "min_support": min_support,
@@ -275,6 +276,7 @@ def fit(
         "features": len(vocab),
         "nonzero_weights": int(clf.weights.nnz),
         "temperature": round(clf.temperature, 4),
+        "mixture": round(clf.mixture, 4),
         "validation_nll": round(val_nll, 4),
         "dropped_rare_label_rows": sum(1 for r in rows if r["id"] not in val_ids and r["cwe"] not in index),
         "dropped_rare_labels": len(support) - len(labels) - len(categories),
@@ -320,17 +322,24 @@ def label_weights(rows: list[dict], flagged: set[str], factor: float):
     return np.array([factor if r["cwe"] in flagged else 1.0 for r in rows])
 
 
-def fit_temperature(scores, y) -> tuple[float, float]:
-    """(temperature, NLL): the softmax temperature in [0.01, 10] (200 log-spaced steps) that minimises the
-    negative log-likelihood of labels `y` (indices) under `scores` (rows x labels)."""
+def fit_calibration(scores, y, mixtures=None) -> tuple[float, float, float]:
+    """(temperature, mixture, NLL): the pair that minimises the negative log-likelihood of labels `y` (indices)
+    under p = (1 - mixture) softmax(scores / temperature) + mixture / n_labels. Grid search: temperature in
+    [0.01, 10] (200 log-spaced steps), mixture in `mixtures` (default 0 to 0.3 in steps of 0.005; pass (0,)
+    for a temperature alone)."""
     import numpy as np
 
     from cyberslm.models.cwe_classifier import softmax
 
-    grid = np.exp(np.linspace(math.log(0.01), math.log(10), 200))
-    nll = [-np.log(softmax(scores / t)[np.arange(len(y)), y] + 1e-12).mean() for t in grid]
-    best = int(np.argmin(nll))
-    return float(grid[best]), float(nll[best])
+    mixtures = np.linspace(0, 0.3, 61) if mixtures is None else np.asarray(mixtures, dtype=float)
+    k = scores.shape[1]
+    best = (float("inf"), 1.0, 0.0)
+    for t in np.exp(np.linspace(math.log(0.01), math.log(10), 200)):
+        p_true = softmax(scores / t)[np.arange(len(y)), y]
+        nll = -np.log((1 - mixtures[:, None]) * p_true + mixtures[:, None] / k + 1e-12).mean(axis=1)
+        i = int(np.argmin(nll))
+        best = min(best, (float(nll[i]), float(t), float(mixtures[i])))
+    return best[1], best[2], best[0]
 
 
 def _categories(labels) -> set[str]:
