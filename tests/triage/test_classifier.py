@@ -155,6 +155,23 @@ def test_rows_with_discouraged_labels_weigh_less():
     assert (info["discouraged_labels"], info["discouraged_weight"]) == (1, 0.25)
 
 
+def test_a_cwe_the_description_names_is_boosted(tiny_model, tmp_path):
+    from cyberslm.models.cwe_classifier import stated_cwes
+
+    assert stated_cwes("A CWE-119:Improper Restriction ... (cwe 787), see CWE-0119") == ["CWE-119", "CWE-787"]
+    assert stated_cwes("no weakness id here, CVE-2021-1234") == []
+    clf = CweClassifier.load(tiny_model)
+    assert clf.stated_boost == 2.0  # the CLI default, kept in config.json
+    off = CweClassifier(clf.vocab, clf.idf, clf.weights, clf.bias, clf.labels, clf.temperature)
+    off = CweClassifier.load(off.save(tmp_path / "off"))
+    assert off.stated_boost == 0.0
+    text = "A CWE-79: Improper Neutralization vulnerability exists in the widget of the admin panel"
+    np.testing.assert_allclose(clf.scores([text]) - off.scores([text]), [[0, 2.0, 0, 0]], atol=1e-5)
+    assert clf.predict_topk([text], k=1)[0][0][0] == "CWE-79" != off.predict_topk([text], k=1)[0][0][0]
+    not_a_label = text.replace("CWE-79", "CWE-1236")
+    assert clf.scores([not_a_label]).tolist() == off.scores([not_a_label]).tolist()
+
+
 def test_calibration_mixes_in_a_uniform_share_only_for_confident_mistakes():
     from cyberslm.train.classifier import fit_calibration
 

@@ -6,7 +6,10 @@ An artifact is a folder of plain data, never pickle:
 - vocab.json: n-gram -> feature index;  config.json: labels, temperature, mixture, preprocessing;
 - manifest.json: how it was built (inputs and their sha256, command, metrics, date).
 
-Scores are `l2norm(tfidf(text)) @ W + bias`; probabilities are
+Scores are `l2norm(tfidf(text)) @ W + bias`, plus `stated_boost` for each label the text names itself
+("A CWE-119: Improper Restriction ... vulnerability exists in ...": ICS vendors and some CNAs write their
+own label into the description, and it is the label the record keeps far more often than the model's
+guess). Probabilities are
 `(1 - mixture) * softmax(scores / temperature) + mixture / n_labels`, both fit on a validation split, so they
 are calibrated rather than raw margins. The small uniform mixture keeps the model from saying 0.99 on the
 new kinds of CVE where it is right 0.91 of the time (docs/bench/triage.md).
@@ -30,6 +33,7 @@ DEFAULT_DIR = ASSETS / "cwe-classifier"
 FORMAT = "cyberslm-cwe-classifier/1"
 TOKEN = re.compile(r"[a-z0-9_]{2,}")  # like sklearn's default token pattern, on lower-cased text
 _VERSION = re.compile(r"\b\d+(?:\.\d+)+[a-z0-9]*\b")  # 2.4.1, 10.0.19041: version numbers carry no weakness
+_STATED = re.compile(r"\bcwe[-\s]?(\d{1,5})\b", re.IGNORECASE)  # "CWE-79", "cwe 79", "(CWE-79)"
 _BREAK = "zzzbreakzzz"  # joins texts in `vectorize`; never in a vocabulary (bigrams with it are unseen)
 _PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib", ".pt", ".pth", ".bin", ".ckpt", ".npy", ".npz"}
 
@@ -38,6 +42,11 @@ def tokenize(text: str) -> list[str]:
     """Unigrams and bigrams of the lower-cased text, version numbers folded to one token."""
     words = TOKEN.findall(_VERSION.sub(" vernum ", text.lower()))
     return words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+
+
+def stated_cwes(text: str) -> list[str]:
+    """CWE ids the text names itself, in order, without repeats: "A CWE-787: Out-of-bounds Write ..." -> CWE-787."""
+    return list(dict.fromkeys(f"CWE-{int(n)}" for n in _STATED.findall(text)))
 
 
 class CweClassifier:
@@ -53,6 +62,7 @@ class CweClassifier:
         temperature: float = 1.0,
         manifest: dict | None = None,
         mixture: float = 0.0,
+        stated_boost: float = 0.0,
     ):
         self.vocab = vocab
         self.idf = idf.astype(np.float32)
@@ -62,6 +72,7 @@ class CweClassifier:
         self.labels = list(labels)
         self.temperature = float(temperature)
         self.mixture = float(mixture)
+        self.stated_boost = float(stated_boost)
         self.manifest = manifest or {}
 
     # -- features and scores ------------------------------------------------------------------------
@@ -93,10 +104,18 @@ class CweClassifier:
         return x
 
     def scores(self, texts: list[str]) -> np.ndarray:
-        """Raw linear scores (len(texts) x n_labels)."""
+        """Linear scores (len(texts) x n_labels), with `stated_boost` added for labels a text names itself."""
         if self._dense is None:
             self._dense = self.weights.toarray().astype(np.float32)
-        return np.asarray(self.vectorize(texts) @ self._dense, dtype=np.float32) + self.bias
+        s = np.asarray(self.vectorize(texts) @ self._dense, dtype=np.float32) + self.bias
+        if self.stated_boost:
+            index = {c: j for j, c in enumerate(self.labels)}
+            for i, text in enumerate(texts):
+                if "cwe" in text or "CWE" in text:  # cheap filter: the regex runs on a few texts per thousand
+                    for cwe in stated_cwes(text):
+                        if cwe in index:
+                            s[i, index[cwe]] += self.stated_boost
+        return s
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         """Calibrated probabilities over `labels` (rows sum to 1)."""
@@ -138,6 +157,7 @@ class CweClassifier:
             "labels": self.labels,
             "temperature": self.temperature,
             "mixture": self.mixture,
+            "stated_boost": self.stated_boost,
             "n_features": len(self.idf),
             "preprocessing": {
                 "lowercase": True,
@@ -194,7 +214,7 @@ def _load(folder_str: str) -> CweClassifier:
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     return CweClassifier(
         vocab, t["idf"], weights, t["bias"], labels, config.get("temperature", 1.0), manifest,
-        config.get("mixture", 0.0),
+        config.get("mixture", 0.0), config.get("stated_boost", 0.0),
     )
 
 
