@@ -4,9 +4,10 @@ Recipe (chosen on the temporal NVD split, see docs/bench/triage.md): old NVD lab
 ids NVD assigns today (`modernise`), rows whose label MITRE's mapping guidance discourages weighted down
 (`discouraged_labels`), word 1-2-gram sublinear TF-IDF, a one-vs-rest linear SVM, weights pruned to the
 largest entries, a fixed score boost for a CWE the description names itself (`stated_boost`: on the 2021
-validation split the named CWE was among the record's labels 64 times in 66), and a softmax temperature with a small uniform mixture fit on a validation split so
-probabilities are calibrated. Labels with fewer than `min_support` training rows are
-dropped from training (they are rare; the classifier never predicts them) and counted in the manifest.
+validation split the named CWE was among the record's labels 64 times in 66), and a softmax temperature
+with a small uniform mixture fit on a validation split so probabilities are calibrated. Labels with fewer
+than `min_support` training rows are dropped from training (they are rare; the classifier never predicts
+them) and counted in the manifest.
 Test rows whose id or near-duplicate description also occurs in training are removed (decontamination).
 """
 
