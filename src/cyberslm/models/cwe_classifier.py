@@ -111,7 +111,7 @@ class CweClassifier:
         if self.stated_boost:
             index = {c: j for j, c in enumerate(self.labels)}
             for i, text in enumerate(texts):
-                if "cwe" in text or "CWE" in text:  # cheap filter: the regex runs on a few texts per thousand
+                if "cwe" in text.lower():  # cheap filter: the regex runs on a few texts per thousand
                     for cwe in stated_cwes(text):
                         if cwe in index:
                             s[i, index[cwe]] += self.stated_boost
