@@ -24,8 +24,18 @@ from pathlib import Path
 
 import numpy as np
 
-from cyberslm.models.cwe_classifier import CweClassifier, stated_cwes
-from cyberslm.train.classifier import evaluate, fit, load_rows, split
+from cyberslm.eval.parsing import find_cwes
+from cyberslm.models.cwe_classifier import CweClassifier
+from cyberslm.train.classifier import (
+    calibration_split,
+    discouraged_labels,
+    evaluate,
+    fit,
+    fit_calibration,
+    load_rows,
+    modernise,
+    split,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,8 +59,6 @@ def baseline(train: list[dict], test: list[dict], labels: list[str]) -> dict:
 
 def validate(rows: list[dict], year: int) -> None:
     """The validation split used to choose the recipe: rows up to `year`, test = `year` (never 2022)."""
-    from cyberslm.train.classifier import discouraged_labels
-
     train, test, stats = split([r for r in rows if r["year"] is not None and r["year"] <= year], year)
     print(f"validation split: {json.dumps(stats)}")
     flagged = discouraged_labels({r["cwe"] for r in train + test})
@@ -60,9 +68,9 @@ def validate(rows: list[dict], year: int) -> None:
         print(f"share of rows labelled {cwe}, by year: "
               + json.dumps({y: round(labels.count(cwe) / len(labels), 3) for y, labels in per_year.items()}))
     print(f"{year} rows whose first label is Discouraged: {sum(r['cwe'] in flagged for r in test)}")
-    stating = [r for r in test if stated_cwes(r["description"])]
-    print(f"{year} rows that name a CWE themselves: {len(stating)}; the first one named is among their labels: "
-          f"{sum(stated_cwes(r['description'])[0] in r['cwes'] for r in stating)}")
+    named = [(r, cwes) for r in test if (cwes := find_cwes(r["description"]))]
+    print(f"{year} rows that name a CWE themselves: {len(named)}; the first one named is among their labels: "
+          f"{sum(cwes[0] in r['cwes'] for r, cwes in named)}")
     shipped_hits = None
     # each row undoes one more step of the shipped recipe; rows only it / only the shipped model gets right
     for name, options in (("shipped: modernised labels, Discouraged-label rows x0.25, stated-CWE boost", {}),
@@ -115,10 +123,6 @@ def calibration(rows: list[dict], year: int, clf: CweClassifier) -> None:
     """ECE on `year` of the shipped model with its calibration (temperature + uniform mixture) and with a
     temperature alone, both fit by NLL on the shipped model's calibration rows (15% of the newest training
     year). The ranking, so top-1 and top-3, is the same for both."""
-    import numpy as np
-
-    from cyberslm.train.classifier import calibration_split, fit_calibration, modernise
-
     train, test, _ = split(rows, year)
     modern, _ = modernise(train)
     _, val_ids = calibration_split(modern)
@@ -188,7 +192,6 @@ def reliability_plot(topk, rows, path: Path, bins: int = 10) -> list[dict]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     conf = np.array([p[0][1] for p in topk])
     hit = np.array([p[0][0] in r["cwes"] for p, r in zip(topk, rows, strict=True)], float)

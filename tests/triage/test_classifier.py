@@ -156,10 +156,10 @@ def test_rows_with_discouraged_labels_weigh_less():
 
 
 def test_a_cwe_the_description_names_is_boosted(tiny_model, tmp_path):
-    from cyberslm.models.cwe_classifier import stated_cwes
+    from cyberslm.eval.parsing import find_cwes
 
-    assert stated_cwes("A CWE-119:Improper Restriction ... (Cwe 787), see CWE-0119") == ["CWE-119", "CWE-787"]
-    assert stated_cwes("no weakness id here, CVE-2021-1234") == []
+    assert find_cwes("A CWE-119:Improper Restriction ... (Cwe 787), see CWE-0119") == ["CWE-119", "CWE-787"]
+    assert find_cwes("no weakness id here, CVE-2021-1234") == []
     clf = CweClassifier.load(tiny_model)
     assert clf.stated_boost == 2.0  # the CLI default, kept in config.json
     off = CweClassifier(clf.vocab, clf.idf, clf.weights, clf.bias, clf.labels, clf.temperature)

@@ -57,6 +57,11 @@ def extract_cwe(text: str, strict: bool = True) -> str | None:
     return f"CWE-{int(matches[-1])}" if matches else None
 
 
+def find_cwes(text: str) -> list[str]:
+    """Every CWE id the text names, as `CWE-<n>`, in order, without repeats."""
+    return list(dict.fromkeys(f"CWE-{int(n)}" for n in CWE.findall(text or "")))
+
+
 def _valid_vector(vector: str) -> str | None:
     from cvss import CVSS3
     from cvss.exceptions import CVSSError

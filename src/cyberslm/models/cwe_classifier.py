@@ -26,13 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from cyberslm.errors import CyberslmError
+from cyberslm.eval.parsing import find_cwes
 from cyberslm.paths import ASSETS
 
 DEFAULT_DIR = ASSETS / "cwe-classifier"
 FORMAT = "cyberslm-cwe-classifier/1"
 TOKEN = re.compile(r"[a-z0-9_]{2,}")  # like sklearn's default token pattern, on lower-cased text
 _VERSION = re.compile(r"\b\d+(?:\.\d+)+[a-z0-9]*\b")  # 2.4.1, 10.0.19041: version numbers carry no weakness
-_STATED = re.compile(r"\bcwe[-\s]?(\d{1,5})\b", re.IGNORECASE)  # "CWE-79", "cwe 79", "(CWE-79)"
 _BREAK = "zzzbreakzzz"  # joins texts in `vectorize`; never in a vocabulary (bigrams with it are unseen)
 _PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib", ".pt", ".pth", ".bin", ".ckpt", ".npy", ".npz"}
 
@@ -41,11 +41,6 @@ def tokenize(text: str) -> list[str]:
     """Unigrams and bigrams of the lower-cased text, version numbers folded to one token."""
     words = TOKEN.findall(_VERSION.sub(" vernum ", text.lower()))
     return words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
-
-
-def stated_cwes(text: str) -> list[str]:
-    """CWE ids the text names itself, in order, without repeats: "A CWE-787: Out-of-bounds Write ..." -> CWE-787."""
-    return list(dict.fromkeys(f"CWE-{int(n)}" for n in _STATED.findall(text)))
 
 
 class CweClassifier:
@@ -111,7 +106,7 @@ class CweClassifier:
             index = {c: j for j, c in enumerate(self.labels)}
             for i, text in enumerate(texts):
                 if "cwe" in text.lower():  # cheap filter: the regex runs on a few texts per thousand
-                    for cwe in stated_cwes(text):
+                    for cwe in find_cwes(text):
                         if cwe in index:
                             s[i, index[cwe]] += self.stated_boost
         return s
