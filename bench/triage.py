@@ -73,11 +73,15 @@ def validate(rows: list[dict], year: int) -> None:
           f"{sum(cwes[0] in r['cwes'] for r, cwes in named)}")
     shipped_hits = None
     # each row undoes one more step of the shipped recipe; rows only it / only the shipped model gets right
-    for name, options in (("shipped: modernised labels, Discouraged-label rows x0.25, stated-CWE boost", {}),
-                          ("no stated-CWE boost", dict(stated_boost=0.0)),
-                          ("no boost, Discouraged-label rows x1", dict(stated_boost=0.0, discouraged=1.0)),
-                          ("no boost, x1, old labels",
-                           dict(stated_boost=0.0, discouraged=1.0, modernise_labels=False))):
+    before = dict(newest_copy=0.0, recency=4.0)  # the recipe before the newest-year copy
+    for name, options in (("shipped: modernised labels, Discouraged-label rows x0.25, stated-CWE boost, "
+                           "newest-year copy x0.5", {}),
+                          ("newest-year copy x0.5 and recency x4", dict(recency=4.0)),
+                          ("recency x4 instead of the newest-year copy (before)", before),
+                          ("before, no stated-CWE boost", dict(before, stated_boost=0.0)),
+                          ("before, no boost, Discouraged-label rows x1", dict(before, stated_boost=0.0, discouraged=1.0)),
+                          ("before, no boost, x1, old labels",
+                           dict(before, stated_boost=0.0, discouraged=1.0, modernise_labels=False))):
         clf, info = fit(train, **options)
         topk = clf.predict_topk([r["description"] for r in test], k=3)
         m = evaluate(topk, test, clf.labels)

@@ -22,7 +22,9 @@ names that come and go); twins (a training row with n near-identical training ro
 weighs 1/n, so templated advisories do not outvote the rest); cnb (+ 0.3 x a ComplementNB's log-probabilities,
 both standardised per row); discouraged (rows whose CWE the catalog's mapping guidance marks Discouraged weigh
 0.25, or the factor after the name: discouraged0.1; it won on validation and is part of the shipped recipe
-since, so base here is the recipe before it). A variant run in the same process as base also reports how
+since, so base here is the recipe before it); copy (the recipe shipped before the newest-year copy, i.e. base +
+Discouraged-label rows x0.25, with the newest year's features copied x0.5 and flat weights instead of recency
+weights, `newest_year_copy`; or the factor after the name: copy0.3; it won on validation and ships). A variant run in the same process as base also reports how
 many test rows only one of the two gets right, and the paired (McNemar) z of that difference.
 The embeddings of every description are computed once (about 30 min on 2 cores, chunks kept so a killed run
 resumes) and cached in --embeddings.
@@ -50,13 +52,14 @@ from cyberslm.train.classifier import (
     label_weights,
     load_rows,
     modernise,
+    newest_year_copy,
     recency_weights,
     split,
 )
 
 VARIANTS = ["base", "char", "recency8", "recency16", "mid3", "c025", "c1", "support5", "catalog", "observed",
             "bias", "mlp", "multilabel", "minilm", "minilm_tfidf", "stable2", "twins", "cnb",
-            "discouraged"]
+            "discouraged", "copy"]
 
 
 def prep(text: str) -> str:
@@ -274,6 +277,13 @@ def run(variant: str, train, test, year: int, vectors: dict | None = None) -> di
         if variant.startswith("discouraged"):
             flagged, factor = discouraged_labels(labels), float(variant[len("discouraged"):] or 0.25)
             w = w * label_weights(rows, flagged, factor)
+        if variant.startswith("copy"):
+            from scipy.sparse import hstack
+
+            k, newest = float(variant[len("copy"):] or 0.5), max(r["year"] for r in rows)
+            w = label_weights(rows, discouraged_labels(labels), 0.25)  # flat: the copy replaces recency weights
+            x = newest_year_copy(x, [r["year"] == newest for r in rows], k)
+            xt = hstack([xt, k * xt]).tocsr()
         if variant == "mlp":
             s = mlp_scores(x, y_of(rows), w, xt, len(labels))
         else:

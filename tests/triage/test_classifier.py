@@ -200,3 +200,19 @@ def test_mixture_floors_every_probability(tiny_model):
         clf.mixture = fitted
     np.testing.assert_allclose(mixed, 0.8 * sharp + 0.2 / len(clf.labels), rtol=1e-6)
     assert mixed.min() >= 0.2 / len(clf.labels) and abs(mixed.sum() - 1) < 1e-6
+
+
+def test_the_newest_year_copy_learns_how_the_newest_year_labels():
+    from cyberslm.train.classifier import fit
+
+    # NVD relabels the same words: 2019 called this CWE-78, 2021 calls it CWE-77 (fewer rows, as in NVD)
+    rows = [{"id": f"CVE-{year}-{i:04d}", "description": f"command injection in the widget handler number {i}",
+             "cwe": cwe, "cwes": [cwe], "year": year}
+            for year, cwe, n in ((2019, "CWE-78", 30), (2021, "CWE-77", 14)) for i in range(n)]
+    text = ["command injection in the widget handler"]
+    plain, info = fit(rows, min_support=5, newest_copy=0.0)
+    assert plain.predict_topk(text, k=1)[0][0][0] == "CWE-78" and info["newest_copy"] == 0.0
+    copied, info = fit(rows, min_support=5)
+    assert copied.predict_topk(text, k=1)[0][0][0] == "CWE-77"
+    assert (info["newest_copy"], info["recency_weight"], info["features"]) == (0.5, 1.0, len(copied.vocab))
+    assert copied.weights.shape == (len(copied.vocab), 2)  # folded back: the artifact's shape is unchanged
