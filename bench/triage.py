@@ -79,7 +79,8 @@ def validate(rows: list[dict], year: int) -> None:
                           ("newest-year copy x0.5 and recency x4", dict(recency=4.0)),
                           ("recency x4 instead of the newest-year copy (before)", before),
                           ("before, no stated-CWE boost", dict(before, stated_boost=0.0)),
-                          ("before, no boost, Discouraged-label rows x1", dict(before, stated_boost=0.0, discouraged=1.0)),
+                          ("before, no boost, Discouraged-label rows x1",
+                           dict(before, stated_boost=0.0, discouraged=1.0)),
                           ("before, no boost, x1, old labels",
                            dict(before, stated_boost=0.0, discouraged=1.0, modernise_labels=False))):
         clf, info = fit(train, **options)

@@ -22,10 +22,10 @@ names that come and go); twins (a training row with n near-identical training ro
 weighs 1/n, so templated advisories do not outvote the rest); cnb (+ 0.3 x a ComplementNB's log-probabilities,
 both standardised per row); discouraged (rows whose CWE the catalog's mapping guidance marks Discouraged weigh
 0.25, or the factor after the name: discouraged0.1; it won on validation and is part of the shipped recipe
-since, so base here is the recipe before it); copy (the recipe shipped before the newest-year copy, i.e. base +
-Discouraged-label rows x0.25, with the newest year's features copied x0.5 and flat weights instead of recency
-weights, `newest_year_copy`; or the factor after the name: copy0.3; it won on validation and ships). A variant run in the same process as base also reports how
-many test rows only one of the two gets right, and the paired (McNemar) z of that difference.
+since, so base here is the recipe before it); copy (base + Discouraged-label rows x0.25, with the newest
+year's features copied x0.5 (`newest_year_copy`) and flat weights instead of recency weights, or the factor
+after the name: copy0.3; it won on validation and ships). A variant run in the same process as base also
+reports how many test rows only one of the two gets right, and the paired (McNemar) z of that difference.
 The embeddings of every description are computed once (about 30 min on 2 cores, chunks kept so a killed run
 resumes) and cached in --embeddings.
 Results already in --out are skipped, so a killed run resumes.
