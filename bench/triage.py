@@ -129,10 +129,9 @@ def calibration(rows: list[dict], year: int, clf: CweClassifier) -> None:
     temperature alone, both fit by NLL on the shipped model's calibration rows (15% of the newest training
     year). The ranking, so top-1 and top-3, is the same for both."""
     train, test, _ = split(rows, year)
-    modern, _ = modernise(train)
-    _, val_ids = calibration_split(modern)
+    _, held = calibration_split(modernise(train)[0])  # the rows fit() calibrated the shipped model on
     index = {c: i for i, c in enumerate(clf.labels)}
-    val = [r for r in modern if r["id"] in val_ids and r["cwe"] in index]
+    val = [r for r in held if r["cwe"] in index]
     t_alone, _, _ = fit_calibration(clf.scores([r["description"] for r in val]),
                                     np.array([index[r["cwe"]] for r in val]), mixtures=(0.0,))
     shipped = clf.temperature, clf.mixture

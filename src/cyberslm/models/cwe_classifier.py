@@ -64,6 +64,7 @@ class CweClassifier:
         self._dense = None  # dense copy for scoring: sparse x dense is ~5x faster than sparse x sparse
         self.bias = bias.astype(np.float32)
         self.labels = list(labels)
+        self._label_index = {c: j for j, c in enumerate(self.labels)}  # for the stated-CWE boost
         self.temperature = float(temperature)
         self.mixture = float(mixture)
         self.stated_boost = float(stated_boost)
@@ -103,12 +104,11 @@ class CweClassifier:
             self._dense = self.weights.toarray().astype(np.float32)
         s = np.asarray(self.vectorize(texts) @ self._dense, dtype=np.float32) + self.bias
         if self.stated_boost:
-            index = {c: j for j, c in enumerate(self.labels)}
             for i, text in enumerate(texts):
                 if "cwe" in text.lower():  # cheap filter: the regex runs on a few texts per thousand
                     for cwe in find_cwes(text):
-                        if cwe in index:
-                            s[i, index[cwe]] += self.stated_boost
+                        if cwe in self._label_index:
+                            s[i, self._label_index[cwe]] += self.stated_boost
         return s
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:

@@ -171,14 +171,16 @@ def modernise(rows: list[dict]) -> tuple[list[dict], Counter]:
 
 
 # -- model -----------------------------------------------------------------------------------------------
-def calibration_split(rows: list[dict], seed: int = 0) -> tuple[list[dict], set[str]]:
-    """(rows in a seeded order, ids held out for calibration): 15% of the newest year, the rows most
-    like the data the model will meet, so probabilities are calibrated for drift, not for old years."""
+def calibration_split(rows: list[dict], seed: int = 0) -> tuple[list[dict], list[dict]]:
+    """(rows to fit, rows held out for calibration), both in a seeded order. The held-out rows are 15% of
+    the newest year, the rows most like the data the model will meet, so probabilities are calibrated for
+    drift, not for old years."""
     rows = sorted(rows, key=lambda r: r["id"])
     random.Random(seed).shuffle(rows)
     newest_year = max((r["year"] or 0) for r in rows)
     recent = [r for r in rows if (r["year"] or 0) == newest_year]
-    return rows, {r["id"] for r in recent[: max(1, len(recent) * 15 // 100)]}
+    held = {r["id"] for r in recent[: max(1, len(recent) * 15 // 100)]}
+    return [r for r in rows if r["id"] not in held], [r for r in rows if r["id"] in held]
 
 
 def fit(
@@ -207,10 +209,8 @@ def fit(
     if modernise_labels:
         train, moves = modernise(train)
         progress(f"modernised {sum(moves.values())} old labels")
-    rows, val_ids = calibration_split(train, seed)
-    newest_year = max((r["year"] or 0) for r in rows)
-    val = [r for r in rows if r["id"] in val_ids]
-    fit_rows = [r for r in rows if r["id"] not in val_ids]
+    fit_rows, val = calibration_split(train, seed)
+    newest_year = max((r["year"] or 0) for r in fit_rows + val)
     support = Counter(r["cwe"] for r in fit_rows)
     categories = _categories(support) if weaknesses_only else set()
     labels = sorted(
@@ -223,6 +223,7 @@ def fit(
             "give more data or a lower --min-support"
         )
     index = {c_: i for i, c_ in enumerate(labels)}
+    dropped_rare = sum(1 for r in fit_rows if r["cwe"] not in index)
     fit_rows = [r for r in fit_rows if r["cwe"] in index]
 
     progress(f"vocabulary over {len(fit_rows)} rows")
@@ -289,7 +290,7 @@ def fit(
         "temperature": round(clf.temperature, 4),
         "mixture": round(clf.mixture, 4),
         "validation_nll": round(val_nll, 4),
-        "dropped_rare_label_rows": sum(1 for r in rows if r["id"] not in val_ids and r["cwe"] not in index),
+        "dropped_rare_label_rows": dropped_rare,
         "dropped_rare_labels": len(support) - len(labels) - len(categories),
         "dropped_category_labels": sorted(categories, key=lambda s: int(s.split("-")[1])),
         "modernised_labels": dict(moves.most_common()),
