@@ -73,10 +73,11 @@ def validate(rows: list[dict], year: int) -> None:
           f"{sum(cwes[0] in r['cwes'] for r, cwes in named)}")
     shipped_hits = None
     # each row undoes one more step of the shipped recipe; rows only it / only the shipped model gets right
-    before = dict(newest_copy=0.0, recency=4.0)  # the recipe before the newest-year copy
+    before = dict(convention=0.0, newest_copy=0.0, recency=4.0)  # the recipe before the newest-year copy
     for name, options in (("shipped: modernised labels, Discouraged-label rows x0.25, stated-CWE boost, "
-                           "newest-year copy x0.5", {}),
-                          ("newest-year copy x0.5 and recency x4", dict(recency=4.0)),
+                           "newest-year copy x0.5, newest-year conventions >= 0.5", {}),
+                          ("without the newest-year conventions", dict(convention=0.0)),
+                          ("without them, newest-year copy x0.5 and recency x4", dict(convention=0.0, recency=4.0)),
                           ("recency x4 instead of the newest-year copy (before)", before),
                           ("before, no stated-CWE boost", dict(before, stated_boost=0.0)),
                           ("before, no boost, Discouraged-label rows x1",
@@ -149,7 +150,6 @@ def error_breakdown(topk, rows: list[dict], labels: list[str]) -> dict:
     from cyberslm.knowledge import load_knowledge
 
     kb = load_knowledge()
-    lineage = kb.cwe_ancestors
     known, counts, pairs = set(labels), Counter(), Counter()
     for p, r in zip(topk, rows, strict=True):
         pred = p[0][0]
@@ -158,8 +158,7 @@ def error_breakdown(topk, rows: list[dict], labels: list[str]) -> dict:
         gold = [c for c in r["cwes"] if c.startswith("CWE-")]
         if not known.intersection(gold):
             counts["gold not a label"] += 1
-        elif any(pred in lineage(g) or g in lineage(pred) or set(kb.cwe_parents(g)) & set(kb.cwe_parents(pred))
-                 for g in gold):
+        elif any(kb.cwe_related(pred, g) for g in gold):
             counts["related (ancestor, descendant or sibling)"] += 1
             pairs[f"related: {r['cwe']} as {pred}"] += 1
         else:

@@ -24,7 +24,9 @@ both standardised per row); discouraged (rows whose CWE the catalog's mapping gu
 0.25, or the factor after the name: discouraged0.1; it won on validation and is part of the shipped recipe
 since, so base here is the recipe before it); copy (base + Discouraged-label rows x0.25, with the newest
 year's features copied x0.5 (`newest_year_copy`) and flat weights instead of recency weights, or the factor
-after the name: copy0.3; it won on validation and ships). A variant run in the same process as base also
+after the name: copy0.3; it won on validation and ships); convention (copy, after older rows take the CWE a
+model of the newest year gives them where it is a parent, child or sibling of theirs with probability >= 0.5,
+or the threshold after the name: convention0.7, `newest_conventions`; it won on validation and ships). A variant run in the same process as base also
 reports how many test rows only one of the two gets right, and the paired (McNemar) z of that difference.
 The embeddings of every description are computed once (about 30 min on 2 cores, chunks kept so a killed run
 resumes) and cached in --embeddings.
@@ -52,6 +54,7 @@ from cyberslm.train.classifier import (
     label_weights,
     load_rows,
     modernise,
+    newest_conventions,
     newest_year_copy,
     recency_weights,
     split,
@@ -59,7 +62,7 @@ from cyberslm.train.classifier import (
 
 VARIANTS = ["base", "char", "recency8", "recency16", "mid3", "c025", "c1", "support5", "catalog", "observed",
             "bias", "mlp", "multilabel", "minilm", "minilm_tfidf", "stable2", "twins", "cnb",
-            "discouraged", "copy"]
+            "discouraged", "copy", "convention"]
 
 
 def prep(text: str) -> str:
@@ -233,6 +236,8 @@ def run(variant: str, train, test, year: int, vectors: dict | None = None) -> di
                  "c025": dict(c=0.25), "c1": dict(c=1.0), "support5": dict(support=5), "char": dict(char=True)}
                 .get(variant, {}))
     train, _ = modernise(train)
+    if variant.startswith("convention"):
+        train, _ = newest_conventions(train, float(variant[len("convention"):] or 0.5))
     if variant in ("catalog", "observed"):
         train = catalog_relabel(train)
     extra = observed_examples(year) if variant == "observed" else []
@@ -277,10 +282,11 @@ def run(variant: str, train, test, year: int, vectors: dict | None = None) -> di
         if variant.startswith("discouraged"):
             flagged, factor = discouraged_labels(labels), float(variant[len("discouraged"):] or 0.25)
             w = w * label_weights(rows, flagged, factor)
-        if variant.startswith("copy"):
+        if variant.startswith(("copy", "convention")):
             from scipy.sparse import hstack
 
-            k, newest = float(variant[len("copy"):] or 0.5), max(r["year"] for r in rows)
+            k = float(variant[len("copy"):] or 0.5) if variant.startswith("copy") else 0.5
+            newest = max(r["year"] for r in rows)
             w = label_weights(rows, discouraged_labels(labels), 0.25)  # flat: the copy replaces recency weights
             x = newest_year_copy(x, [r["year"] == newest for r in rows], k)
             xt = hstack([xt, k * xt]).tocsr()

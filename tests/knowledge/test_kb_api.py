@@ -21,6 +21,9 @@ def test_cwe_79_and_research_view(kb):
     assert kb.cwe_ancestors("CWE-89") == {"CWE-943", "CWE-74", "CWE-707"}
     assert kb.cwe_ancestors("CWE-89", depth=1) == {"CWE-943"}
     assert kb.cwe_parents("CWE-787", views=("1003",)) == ["CWE-119"]
+    assert kb.cwe_related("CWE-78", "CWE-77") and kb.cwe_related("CWE-74", "CWE-89")  # child, ancestor
+    assert kb.cwe_related("CWE-787", "CWE-120")  # siblings under CWE-119
+    assert not kb.cwe_related("CWE-79", "CWE-416")
     assert kb.weakness("CWE-1000") is None and kb.get("CWE-1000").kind == "cwe-view"
     assert kb.get("CWE-99999999") is None
 

@@ -210,9 +210,34 @@ def test_the_newest_year_copy_learns_how_the_newest_year_labels():
              "cwe": cwe, "cwes": [cwe], "year": year}
             for year, cwe, n in ((2019, "CWE-78", 30), (2021, "CWE-77", 14)) for i in range(n)]
     text = ["command injection in the widget handler"]
-    plain, info = fit(rows, min_support=5, newest_copy=0.0)
+    plain, info = fit(rows, min_support=5, newest_copy=0.0, convention=0.0)
     assert plain.predict_topk(text, k=1)[0][0][0] == "CWE-78" and info["newest_copy"] == 0.0
-    copied, info = fit(rows, min_support=5)
+    copied, info = fit(rows, min_support=5, convention=0.0)
     assert copied.predict_topk(text, k=1)[0][0][0] == "CWE-77"
     assert (info["newest_copy"], info["recency_weight"], info["features"]) == (0.5, 1.0, len(copied.vocab))
     assert copied.weights.shape == (len(copied.vocab), 2)  # folded back: the artifact's shape is unchanged
+
+
+def test_older_rows_take_the_newest_years_convention_only_within_a_cwe_family():
+    from cyberslm.train.classifier import fit, newest_conventions
+
+    def rows_of(year, cwe, n, text):
+        return [{"id": f"CVE-{year}-{cwe[4:]}{i:03d}", "description": f"{text} number {i}", "cwe": cwe,
+                 "cwes": [cwe], "year": year} for i in range(n)]
+
+    # 2019 said CWE-78 for command injection, 2021 says CWE-77 (its parent); a 2019 row labelled CWE-416
+    # with the same words is a disagreement outside the family, so it keeps its label
+    rows = (rows_of(2019, "CWE-78", 30, "command injection in the widget handler")
+            + rows_of(2019, "CWE-416", 6, "command injection in the widget handler")
+            + rows_of(2021, "CWE-77", 14, "command injection in the widget handler")
+            + rows_of(2021, "CWE-89", 14, "sql injection in the report page"))
+    relabelled, moves = newest_conventions(rows, threshold=0.5, min_support=5)
+    assert moves == {"CWE-78->CWE-77": 30}
+    by_id = {r["id"]: r for r in relabelled}
+    assert len(by_id) == len(rows)
+    assert {by_id[r["id"]]["cwe"] for r in rows if r["cwe"] == "CWE-78"} == {"CWE-77"}
+    assert by_id["CVE-2019-416000"]["cwes"] == ["CWE-416"]  # unrelated: kept
+
+    clf, info = fit(rows, min_support=5, newest_copy=0.0)  # without the copy the relabel alone does it
+    assert clf.predict_topk(["command injection in the widget handler"], k=1)[0][0][0] == "CWE-77"
+    assert info["convention_relabels"] == {"CWE-78->CWE-77": 30} and info["convention_threshold"] == 0.5

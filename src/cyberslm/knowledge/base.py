@@ -169,6 +169,12 @@ class Knowledge:
             out.update(frontier)
         return out
 
+    def cwe_related(self, a: str, b: str) -> bool:
+        """Whether two CWEs are one family in the research view: an ancestor (up to 3 levels) of the other,
+        or siblings with a shared parent (CWE-787 and CWE-120 under CWE-119, CWE-78 under CWE-77)."""
+        return (a in self.cwe_ancestors(b) or b in self.cwe_ancestors(a)
+                or bool(set(self.cwe_parents(a)) & set(self.cwe_parents(b))))
+
     def cwe_children(self, cwe_id: str) -> list[str]:
         if self._children is None:
             children: dict[str, list[str]] = defaultdict(list)

@@ -170,6 +170,39 @@ def modernise(rows: list[dict]) -> tuple[list[dict], Counter]:
     return out, moves
 
 
+def newest_conventions(
+    rows: list[dict], threshold: float = 0.5, min_support: int = 10, seed: int = 0
+) -> tuple[list[dict], Counter]:
+    """Older rows relabelled to the CWE the newest year would give them, where the two are one family.
+
+    Within a family NVD and the CNAs switch conventions from year to year: "command injection" was CWE-78
+    and is now more often CWE-77, a memory leak CWE-772 and now CWE-401. A model trained on the newest
+    year's rows alone reads each older row; where its first CWE differs from the row's label, is related to
+    it (kb.cwe_related: ancestor, descendant or sibling in CWE-1000) and has probability >= `threshold`,
+    the row takes that CWE. Unrelated disagreements stay, since they are more often that model's errors
+    than conventions. Returns (rows, Counter of 'old->new' moves)."""
+    from cyberslm.knowledge import load_knowledge
+
+    newest_year = max((r["year"] or 0) for r in rows)
+    newest = [r for r in rows if (r["year"] or 0) == newest_year]
+    older = [r for r in rows if (r["year"] or 0) != newest_year]
+    if not older or len({r["cwe"] for r in newest}) < 2:
+        return rows, Counter()
+    try:
+        judge, _ = fit(newest, min_support, newest_copy=0.0, convention=0.0, modernise_labels=False, seed=seed)
+    except CyberslmError:  # too few newest-year rows per label to learn its conventions from
+        return rows, Counter()
+    kb = load_knowledge()
+    out, moves = [], Counter()
+    for row, top in zip(older, judge.predict_topk([r["description"] for r in older], k=1), strict=True):
+        new, p = top[0]
+        if new != row["cwe"] and p >= threshold and kb.cwe_related(new, row["cwe"]):
+            moves[f"{row['cwe']}->{new}"] += 1
+            row = {**row, "cwe": new, "cwes": [new, *(c for c in row["cwes"] if c != new)]}
+        out.append(row)
+    return out + newest, moves
+
+
 # -- model -----------------------------------------------------------------------------------------------
 def calibration_split(rows: list[dict], seed: int = 0) -> tuple[list[dict], list[dict]]:
     """(rows to fit, rows held out for calibration), both in a seeded order. The held-out rows are 15% of
@@ -191,6 +224,7 @@ def fit(
     max_weights: int = 2_500_000,
     recency: float = 1.0,
     newest_copy: float = 0.5,
+    convention: float = 0.5,
     discouraged: float = 0.25,
     stated_boost: float = 2.0,
     weaknesses_only: bool = True,
@@ -209,6 +243,11 @@ def fit(
     if modernise_labels:
         train, moves = modernise(train)
         progress(f"modernised {sum(moves.values())} old labels")
+    conventions = Counter()
+    if convention:
+        progress("newest-year conventions: a model of the newest year reads the older rows")
+        train, conventions = newest_conventions(train, convention, min_support, seed)
+        progress(f"relabelled {sum(conventions.values())} older rows to the newest year's convention")
     fit_rows, val = calibration_split(train, seed)
     newest_year = max((r["year"] or 0) for r in fit_rows + val)
     support = Counter(r["cwe"] for r in fit_rows)
@@ -294,6 +333,8 @@ def fit(
         "dropped_rare_labels": len(support) - len(labels) - len(categories),
         "dropped_category_labels": sorted(categories, key=lambda s: int(s.split("-")[1])),
         "modernised_labels": dict(moves.most_common()),
+        "convention_threshold": convention,
+        "convention_relabels": dict(conventions.most_common()),
         "C": c,
         "min_df": min_df,
         "recency_weight": recency,
@@ -462,6 +503,12 @@ def classifier_command(
         help="Give the newest training year's rows a copy of their features scaled by this, so the model "
         "learns how that year labels differently (0 = off).",
     ),
+    convention: float = typer.Option(
+        0.5,
+        "--convention",
+        help="Relabel an older row to the related CWE (parent, child or sibling) that a model of the newest "
+        "year gives it with at least this probability, so old rows follow today's convention (0 = off).",
+    ),
     discouraged: float = typer.Option(
         0.25,
         "--discouraged-weight",
@@ -511,6 +558,7 @@ def classifier_command(
         max_weights=max_weights,
         recency=recency,
         newest_copy=newest_copy,
+        convention=convention,
         discouraged=discouraged,
         stated_boost=stated_boost,
         weaknesses_only=not all_labels,
