@@ -25,9 +25,10 @@ both standardised per row); discouraged (rows whose CWE the catalog's mapping gu
 since, so base here is the recipe before it); copy (base + Discouraged-label rows x0.25, with the newest
 year's features copied x0.5 (`newest_year_copy`) and flat weights instead of recency weights, or the factor
 after the name: copy0.3; it won on validation and ships); convention (copy, after older rows take the CWE a
-model of the newest year gives them where it is a parent, child or sibling of theirs with probability >= 0.5,
-or the threshold after the name: convention0.7, `newest_conventions`; it won on validation and ships). A variant run in the same process as base also
-reports how many test rows only one of the two gets right, and the paired (McNemar) z of that difference.
+model of the newest year gives them where it is a parent, child or sibling of theirs with probability
+>= 0.5, or the threshold after the name: convention0.7; `newest_conventions`; it won on validation and
+ships). A variant run in the same process as base also reports how many test rows only one of the two gets
+right, and the paired (McNemar) z of that difference.
 The embeddings of every description are computed once (about 30 min on 2 cores, chunks kept so a killed run
 resumes) and cached in --embeddings.
 Results already in --out are skipped, so a killed run resumes.

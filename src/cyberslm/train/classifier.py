@@ -186,7 +186,7 @@ def newest_conventions(
     newest_year = max((r["year"] or 0) for r in rows)
     newest = [r for r in rows if (r["year"] or 0) == newest_year]
     older = [r for r in rows if (r["year"] or 0) != newest_year]
-    if not older or len({r["cwe"] for r in newest}) < 2:
+    if not older:
         return rows, Counter()
     try:
         judge, _ = fit(newest, min_support, newest_copy=0.0, convention=0.0, modernise_labels=False, seed=seed)
