@@ -1,7 +1,8 @@
 """`cyberslm train classifier`: learn CVE description -> CWE from a labelled table or CVE feeds.
 
 Recipe (chosen on the temporal NVD split, see docs/bench/triage.md): old NVD labels modernised to the
-ids NVD assigns today (`modernise`), rows whose label MITRE's mapping guidance discourages weighted down
+ids NVD assigns today (`modernise`), older rows relabelled to the related CWE the newest year would give
+them (`newest_conventions`), rows whose label MITRE's mapping guidance discourages weighted down
 (`discouraged_labels`), word 1-2-gram sublinear TF-IDF, a one-vs-rest linear SVM, weights pruned to the
 largest entries, a copy of the newest training year's features so that year can correct how older years
 label (`newest_year_copy`), a fixed score boost for a CWE the description names itself (`stated_boost`: on the 2021
@@ -157,14 +158,23 @@ MODERNISE: dict[str, list[tuple[re.Pattern, str]]] = {
 }
 
 
+def relabel(row: dict, new: str, moves: Counter) -> dict:
+    """A copy of `row` whose first label is `new` (its other labels kept), counted in `moves` as 'old->new'."""
+    moves[f"{row['cwe']}->{new}"] += 1
+    return {**row, "cwe": new, "cwes": [new, *(c for c in row["cwes"] if c != new)]}
+
+
+def newest_year(rows: list[dict]) -> int:
+    return max((r["year"] or 0) for r in rows)
+
+
 def modernise(rows: list[dict]) -> tuple[list[dict], Counter]:
     """Rows with old NVD labels relabelled by `MODERNISE`; returns (rows, Counter of 'old->new' moves)."""
     out, moves = [], Counter()
     for row in rows:
         for pattern, new in MODERNISE.get(row["cwe"], ()):
             if pattern.search(row["description"]):
-                moves[f"{row['cwe']}->{new}"] += 1
-                row = {**row, "cwe": new, "cwes": [new, *(c for c in row["cwes"] if c != new)]}
+                row = relabel(row, new, moves)
                 break
         out.append(row)
     return out, moves
@@ -183,9 +193,9 @@ def newest_conventions(
     than conventions. Returns (rows, Counter of 'old->new' moves)."""
     from cyberslm.knowledge import load_knowledge
 
-    newest_year = max((r["year"] or 0) for r in rows)
-    newest = [r for r in rows if (r["year"] or 0) == newest_year]
-    older = [r for r in rows if (r["year"] or 0) != newest_year]
+    last = newest_year(rows)
+    newest = [r for r in rows if (r["year"] or 0) == last]
+    older = [r for r in rows if (r["year"] or 0) != last]
     if not older:
         return rows, Counter()
     try:
@@ -196,10 +206,8 @@ def newest_conventions(
     out, moves = [], Counter()
     for row, top in zip(older, judge.predict_topk([r["description"] for r in older], k=1), strict=True):
         new, p = top[0]
-        if new != row["cwe"] and p >= threshold and kb.cwe_related(new, row["cwe"]):
-            moves[f"{row['cwe']}->{new}"] += 1
-            row = {**row, "cwe": new, "cwes": [new, *(c for c in row["cwes"] if c != new)]}
-        out.append(row)
+        out.append(relabel(row, new, moves) if new != row["cwe"] and p >= threshold
+                   and kb.cwe_related(new, row["cwe"]) else row)
     return out + newest, moves
 
 
@@ -210,8 +218,8 @@ def calibration_split(rows: list[dict], seed: int = 0) -> tuple[list[dict], list
     drift, not for old years."""
     rows = sorted(rows, key=lambda r: r["id"])
     random.Random(seed).shuffle(rows)
-    newest_year = max((r["year"] or 0) for r in rows)
-    recent = [r for r in rows if (r["year"] or 0) == newest_year]
+    last = newest_year(rows)
+    recent = [r for r in rows if (r["year"] or 0) == last]
     held = {r["id"] for r in recent[: max(1, len(recent) * 15 // 100)]}
     return [r for r in rows if r["id"] not in held], [r for r in rows if r["id"] in held]
 
@@ -249,7 +257,7 @@ def fit(
         train, conventions = newest_conventions(train, convention, min_support, seed)
         progress(f"relabelled {sum(conventions.values())} older rows to the newest year's convention")
     fit_rows, val = calibration_split(train, seed)
-    newest_year = max((r["year"] or 0) for r in fit_rows + val)
+    last_year = newest_year(train)
     support = Counter(r["cwe"] for r in fit_rows)
     categories = _categories(support) if weaknesses_only else set()
     labels = sorted(
@@ -292,7 +300,7 @@ def fit(
     weight = recency_weights(fit_rows, recency) if recency != 1 else np.ones(len(fit_rows))
     weight = weight * label_weights(fit_rows, flagged, discouraged)
     if newest_copy:
-        x = newest_year_copy(x, [r["year"] == newest_year for r in fit_rows], newest_copy)
+        x = newest_year_copy(x, [r["year"] == last_year for r in fit_rows], newest_copy)
     svm = LinearSVC(C=c, random_state=seed).fit(x, y, sample_weight=weight)
     coef, intercept = svm.coef_, svm.intercept_
     if newest_copy:  # a new CVE counts as the newest year: its features are [x, k x], so fold the copy in
@@ -323,7 +331,7 @@ def fit(
         "min_support": min_support,
         "fit_rows": len(fit_rows),
         "validation_rows": len(val_in),
-        "validation": f"15% of {newest_year}",
+        "validation": f"15% of {last_year}",
         "features": len(vocab),
         "nonzero_weights": int(clf.weights.nnz),
         "temperature": round(clf.temperature, 4),
@@ -351,7 +359,7 @@ def recency_weights(rows: list[dict], newest: float, before: float = 1.5):
     """Sample weights: `newest` for rows of the newest year, `before` for the two years before it, else 1."""
     import numpy as np
 
-    last = max((r["year"] or 0) for r in rows)
+    last = newest_year(rows)
     age = np.array([last - (r["year"] or 0) for r in rows])
     return np.where(age == 0, newest, np.where(age <= 2, before, 1.0))
 
