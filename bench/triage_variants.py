@@ -27,7 +27,9 @@ year's features copied x0.5 (`newest_year_copy`) and flat weights instead of rec
 after the name: copy0.3; it won on validation and ships); convention (copy, after older rows take the CWE a
 model of the newest year gives them where it is a parent, child or sibling of theirs with probability
 >= 0.5, or the threshold after the name: convention0.7; `newest_conventions`; it won on validation and
-ships). A variant run in the same process as base also reports how many test rows only one of the two gets
+ships); balance (convention, with each label's rows weighted towards an equal share of the total, power 0.8
+or the power after the name: balance0.5, for the SVM and for the newest-year model that relabels;
+`class_balance_weights`; it won on validation and ships). A variant run in the same process as base also reports how many test rows only one of the two gets
 right, and the paired (McNemar) z of that difference.
 The embeddings of every description are computed once (about 30 min on 2 cores, chunks kept so a killed run
 resumes) and cached in --embeddings.
@@ -50,6 +52,7 @@ from cyberslm.io import JsonlAppender
 from cyberslm.models.cwe_classifier import _VERSION
 from cyberslm.train.classifier import (
     _categories,
+    class_balance_weights,
     discouraged_labels,
     evaluate,
     label_weights,
@@ -63,7 +66,7 @@ from cyberslm.train.classifier import (
 
 VARIANTS = ["base", "char", "recency8", "recency16", "mid3", "c025", "c1", "support5", "catalog", "observed",
             "bias", "mlp", "multilabel", "minilm", "minilm_tfidf", "stable2", "twins", "cnb",
-            "discouraged", "copy", "convention"]
+            "discouraged", "copy", "convention", "balance"]
 
 
 def prep(text: str) -> str:
@@ -237,8 +240,11 @@ def run(variant: str, train, test, year: int, vectors: dict | None = None) -> di
                  "c025": dict(c=0.25), "c1": dict(c=1.0), "support5": dict(support=5), "char": dict(char=True)}
                 .get(variant, {}))
     train, _ = modernise(train)
+    balance = float(variant[len("balance"):] or 0.8) if variant.startswith("balance") else 0.0
     if variant.startswith("convention"):
-        train, _ = newest_conventions(train, float(variant[len("convention"):] or 0.5))
+        train, _ = newest_conventions(train, float(variant[len("convention"):] or 0.5), balance=0.0)
+    if variant.startswith("balance"):
+        train, _ = newest_conventions(train, 0.5, balance=balance)
     if variant in ("catalog", "observed"):
         train = catalog_relabel(train)
     extra = observed_examples(year) if variant == "observed" else []
@@ -283,12 +289,13 @@ def run(variant: str, train, test, year: int, vectors: dict | None = None) -> di
         if variant.startswith("discouraged"):
             flagged, factor = discouraged_labels(labels), float(variant[len("discouraged"):] or 0.25)
             w = w * label_weights(rows, flagged, factor)
-        if variant.startswith(("copy", "convention")):
+        if variant.startswith(("copy", "convention", "balance")):
             from scipy.sparse import hstack
 
             k = float(variant[len("copy"):] or 0.5) if variant.startswith("copy") else 0.5
             newest = max(r["year"] for r in rows)
             w = label_weights(rows, discouraged_labels(labels), 0.25)  # flat: the copy replaces recency weights
+            w = w * class_balance_weights(y_of(rows), w, balance)
             x = newest_year_copy(x, [r["year"] == newest for r in rows], k)
             xt = hstack([xt, k * xt]).tocsr()
         if variant == "mlp":

@@ -152,7 +152,21 @@ def test_rows_with_discouraged_labels_weigh_less():
     assert flat.predict_topk(text, k=1)[0][0][0] == "CWE-20"
     weighted, info = fit(rows, min_support=5)
     assert weighted.predict_topk(text, k=1)[0][0][0] == "CWE-79"
-    assert (info["discouraged_labels"], info["discouraged_weight"]) == (1, 0.25)
+    assert (info["discouraged_labels"], info["discouraged_weight"], info["class_balance"]) == (1, 0.25, 0.8)
+
+
+def test_class_balance_moves_label_totals_towards_an_equal_share():
+    from cyberslm.train.classifier import class_balance_weights
+
+    y = np.array([0] * 30 + [1] * 10 + [2] * 5)
+    weight = np.where(y == 0, 0.25, 1.0)  # label 0 Discouraged: its 30 rows total 7.5
+    totals = lambda power: np.bincount(y, weights=weight * class_balance_weights(y, weight, power))  # noqa: E731
+    np.testing.assert_allclose(totals(0.0), [7.5, 10, 5])
+    np.testing.assert_allclose(totals(1.0), [7.5, 7.5, 7.5])  # every label weighs the mean
+    balanced = totals(0.8)  # in between: a total becomes proportional to total ** 0.2
+    np.testing.assert_allclose(balanced / balanced[2], (np.array([7.5, 10, 5]) / 5) ** 0.2)
+    row = class_balance_weights(y, weight, 0.8)
+    assert row[0] * 0.25 < row[30] * 1.0  # a Discouraged row still weighs less than its neighbours
 
 
 def test_a_cwe_the_description_names_is_boosted(tiny_model, tmp_path):
