@@ -29,7 +29,7 @@ model of the newest year gives them where it is a parent, child or sibling of th
 >= 0.5, or the threshold after the name: convention0.7; `newest_conventions`; it won on validation and
 ships); balance (convention, with each label's rows weighted towards an equal share of the total, power 0.8
 or the power after the name: balance0.5, for the SVM and for the newest-year model that relabels;
-`class_balance_weights`; it won on validation and ships). A variant run in the same process as base also reports how many test rows only one of the two gets
+`class_balance_weights`; it won on validation and lost top-1 on 2022, so it is an option, off by default). A variant run in the same process as base also reports how many test rows only one of the two gets
 right, and the paired (McNemar) z of that difference.
 The embeddings of every description are computed once (about 30 min on 2 cores, chunks kept so a killed run
 resumes) and cached in --embeddings.
