@@ -29,8 +29,9 @@ model of the newest year gives them where it is a parent, child or sibling of th
 >= 0.5, or the threshold after the name: convention0.7; `newest_conventions`; it won on validation and
 ships); balance (convention, with each label's rows weighted towards an equal share of the total, power 0.8
 or the power after the name: balance0.5, for the SVM and for the newest-year model that relabels;
-`class_balance_weights`; it won on validation and lost top-1 on 2022, so it is an option, off by default). A variant run in the same process as base also reports how many test rows only one of the two gets
-right, and the paired (McNemar) z of that difference.
+`class_balance_weights`; it won on validation and lost top-1 on 2022, so it is an option, off by default).
+A variant run in the same process as base also reports how many test rows only one of the two gets right,
+and the paired (McNemar) z of that difference.
 The embeddings of every description are computed once (about 30 min on 2 cores, chunks kept so a killed run
 resumes) and cached in --embeddings.
 Results already in --out are skipped, so a killed run resumes.
@@ -241,10 +242,9 @@ def run(variant: str, train, test, year: int, vectors: dict | None = None) -> di
                 .get(variant, {}))
     train, _ = modernise(train)
     balance = float(variant[len("balance"):] or 0.8) if variant.startswith("balance") else 0.0
-    if variant.startswith("convention"):
-        train, _ = newest_conventions(train, float(variant[len("convention"):] or 0.5), balance=0.0)
-    if variant.startswith("balance"):
-        train, _ = newest_conventions(train, 0.5, balance=balance)
+    if variant.startswith(("convention", "balance")):
+        threshold = float(variant[len("convention"):] or 0.5) if variant.startswith("convention") else 0.5
+        train, _ = newest_conventions(train, threshold, balance=balance)
     if variant in ("catalog", "observed"):
         train = catalog_relabel(train)
     extra = observed_examples(year) if variant == "observed" else []
