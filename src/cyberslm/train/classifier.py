@@ -262,7 +262,8 @@ def fit(
     conventions = Counter()
     if convention:
         progress("newest-year conventions: a model of the newest year reads the older rows")
-        train, conventions = newest_conventions(train, convention, min_support, seed, balance, weaknesses_only)
+        train, conventions = newest_conventions(train, convention, min_support, seed=seed, balance=balance,
+                                                weaknesses_only=weaknesses_only)
         progress(f"relabelled {sum(conventions.values())} older rows to the newest year's convention")
     fit_rows, val = calibration_split(train, seed)
     last_year = newest_year(train)
