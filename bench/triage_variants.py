@@ -29,7 +29,10 @@ model of the newest year gives them where it is a parent, child or sibling of th
 >= 0.5, or the threshold after the name: convention0.7; `newest_conventions`; it won on validation and
 ships); balance (convention, with each label's rows weighted towards an equal share of the total, power 0.8
 or the power after the name: balance0.5, for the SVM and for the newest-year model that relabels;
-`class_balance_weights`; it won on validation and lost top-1 on 2022, so it is an option, off by default).
+`class_balance_weights`; it won on validation and lost top-1 on 2022, so it is an option, off by default);
+shift (convention, with older rows weighted by how much they look like the newest training year: the odds
+of a logistic regression telling the newest year's TF-IDF rows from the older ones, clipped to 0.1-10, to
+the power 0.6 or the power after the name: shift0.3; covariate-shift importance weighting, Shimodaira 2000).
 A variant run in the same process as base also reports how many test rows only one of the two gets right,
 and the paired (McNemar) z of that difference.
 The embeddings of every description are computed once (about 30 min on 2 cores, chunks kept so a killed run
@@ -67,7 +70,7 @@ from cyberslm.train.classifier import (
 
 VARIANTS = ["base", "char", "recency8", "recency16", "mid3", "c025", "c1", "support5", "catalog", "observed",
             "bias", "mlp", "multilabel", "minilm", "minilm_tfidf", "stable2", "twins", "cnb",
-            "discouraged", "copy", "convention", "balance"]
+            "discouraged", "copy", "convention", "balance", "shift"]
 
 
 def prep(text: str) -> str:
@@ -230,6 +233,18 @@ def near_twins(x, threshold: float = 0.9, block: int = 2000):
     return np.maximum(counts, 1)
 
 
+def shift_weights(x, newest, power: float):
+    """Importance weights for covariate shift: older rows get (odds that a row is from the newest year,
+    scaled by the year sizes, clipped to 0.1-10) ** power, normalised to mean 1; newest rows keep 1."""
+    from sklearn.linear_model import LogisticRegression
+
+    newest = np.asarray(newest)
+    p = LogisticRegression(C=1.0, max_iter=1000).fit(x, newest).predict_proba(x)[:, 1]
+    odds = np.clip(p / (1 - p) * (~newest).sum() / newest.sum(), 0.1, 10) ** power
+    odds[~newest] /= odds[~newest].mean()
+    return np.where(newest, 1.0, odds)
+
+
 def standardised(s):
     return (s - s.mean(1, keepdims=True)) / (s.std(1, keepdims=True) + 1e-9)
 
@@ -242,7 +257,7 @@ def run(variant: str, train, test, year: int, vectors: dict | None = None) -> di
                 .get(variant, {}))
     train, _ = modernise(train)
     balance = float(variant[len("balance"):] or 0.8) if variant.startswith("balance") else 0.0
-    if variant.startswith(("convention", "balance")):
+    if variant.startswith(("convention", "balance", "shift")):
         threshold = float(variant[len("convention"):] or 0.5) if variant.startswith("convention") else 0.5
         train, _ = newest_conventions(train, threshold, balance=balance)
     if variant in ("catalog", "observed"):
@@ -289,14 +304,17 @@ def run(variant: str, train, test, year: int, vectors: dict | None = None) -> di
         if variant.startswith("discouraged"):
             flagged, factor = discouraged_labels(labels), float(variant[len("discouraged"):] or 0.25)
             w = w * label_weights(rows, flagged, factor)
-        if variant.startswith(("copy", "convention", "balance")):
+        if variant.startswith(("copy", "convention", "balance", "shift")):
             from scipy.sparse import hstack
 
             k = float(variant[len("copy"):] or 0.5) if variant.startswith("copy") else 0.5
             newest = max(r["year"] for r in rows)
+            is_newest = [r["year"] == newest for r in rows]
             w = label_weights(rows, discouraged_labels(labels), 0.25)  # flat: the copy replaces recency weights
             w = w * class_balance_weights(y_of(rows), w, balance)
-            x = newest_year_copy(x, [r["year"] == newest for r in rows], k)
+            if variant.startswith("shift"):
+                w = w * shift_weights(x, is_newest, float(variant[len("shift"):] or 0.6))
+            x = newest_year_copy(x, is_newest, k)
             xt = hstack([xt, k * xt]).tocsr()
         if variant == "mlp":
             s = mlp_scores(x, y_of(rows), w, xt, len(labels))
