@@ -3,8 +3,9 @@
 Inputs: free-text arguments, stdin (`-`), text files (one description per line), CSV (a `description`
 column, `id` if present), JSONL ({id, description}) or CVE/NVD JSON (anything `read_cves` reads),
 detected by content. Predictions come from the fast CPU classifier by default, or from any backend
-(`--model hf:...`) asked the CTI-Bench RCM question. Results stream out in batches, flushed, so a killed
-run keeps everything it wrote.
+(`--model hf:...`) asked the CTI-Bench RCM question. A CWE the description names itself ("CWE-1321: ...")
+and the model did not predict is listed after the predictions, without a probability: it is often outside
+the classifier's labels. Results stream out in batches, flushed, so a killed run keeps everything it wrote.
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ class TriageResult:
     model: str
     predictions: list[Prediction] = field(default_factory=list)
     answer: str | None = None  # a generative model's full response (None for the classifier)
+    # CWEs the description names itself that are not among the predictions (often outside the classifier's
+    # labels: a CNA that writes "CWE-1321: Prototype Pollution" into its text); shown, never scored
+    stated: list[Prediction] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         out = {
@@ -66,6 +70,7 @@ class TriageResult:
             "description": self.description,
             "model": self.model,
             "predictions": [p.to_dict() for p in self.predictions],
+            "stated": [p.to_dict() for p in self.stated],
         }
         if self.answer is not None:
             out["answer"] = self.answer
@@ -150,8 +155,12 @@ def iter_triage(
     batch: list[tuple[str | None, str]] = []
 
     def flush() -> Iterator[TriageResult]:
+        from cyberslm.eval.parsing import find_cwes
+
         for (item_id, text), (preds, answer) in zip(batch, predict([t for _, t in batch]), strict=True):
-            yield TriageResult(item_id, text, name, preds, answer)
+            shown = {p.cwe_id for p in preds}
+            stated = [explain(c, None) for c in find_cwes(text) if c not in shown]
+            yield TriageResult(item_id, text, name, preds, answer, stated)
         if on_batch:
             on_batch(len(batch))
         batch.clear()
@@ -284,8 +293,9 @@ class Writer:
                 self.stream.write(
                     ("," if self.count else "") + "\n" + json.dumps(r.to_dict(), ensure_ascii=False)
                 )
-            else:
-                for rank, p in enumerate(r.predictions, 1) if r.predictions else [(1, Prediction("", None))]:
+            else:  # one row per prediction, then one per CWE the text names that was not predicted
+                ranked = list(enumerate(r.predictions, 1)) if r.predictions else [(1, Prediction("", None))]
+                for rank, p in ranked + [("stated", p) for p in r.stated]:
                     self.csv.writerow(
                         [
                             r.id or "",
@@ -325,6 +335,9 @@ class Writer:
                     why += f"\n[dim]mapping:[/dim] {p.mapping} by MITRE; a more specific child CWE may fit"
                 prob = "" if p.probability is None else f"{p.probability:.2f}"
                 table.add_row(label if i == 0 else "", p.cwe_id, prob, why)
+            for p in r.stated:
+                why = f"[b]{p.name}[/b]\n" if p.name else ""
+                table.add_row("", p.cwe_id, "", why + "[dim]named in the description; not predicted[/dim]")
         self.console.print(table)
         self.count += len(results)
 

@@ -112,3 +112,19 @@ def test_feed_file_is_triaged(browser, server, tmp_path):
     rows = _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#triage-table tbody tr"))
     assert rows[0].find_element(By.CSS_SELECTOR, "td.cve").text == "CVE-2099-7777"
     assert "1 record(s) from CVE-2099-7777.json" in browser.find_element(By.ID, "triage-status").text
+
+
+def test_a_cwe_the_description_names_is_listed_after_the_predictions(browser, server):
+    from selenium.webdriver.common.by import By
+
+    browser.get_log("browser")  # drain what earlier tests left (the keyed page's expected 401)
+    browser.get(server.url + "/")
+    browser.find_element(By.ID, "triage-input").send_keys(
+        "Prototype pollution (CWE-1321) in the merge function of Acme Utils 1.2 lets attackers add properties.")
+    browser.find_element(By.ID, "triage-run").click()
+    rows = _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#triage-table tbody tr"))
+    assert len(rows) == 4  # top 3, then the CWE the text names, which is outside the classifier's labels
+    last = rows[3].find_elements(By.CSS_SELECTOR, "td")
+    assert last[1].text == "named" and last[2].text == "CWE-1321" and "not predicted" in last[4].text
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, errors

@@ -243,3 +243,20 @@ def test_discouraged_cwes_say_so_in_every_format():
     screen = StringIO()
     Writer("table", StringIO(), console=Console(file=screen, width=200)).write([result])
     assert screen.getvalue().count("Discouraged by MITRE") == 1  # CWE-20 only, not CWE-89
+
+
+def test_a_cwe_the_text_names_is_shown_when_not_predicted(tmp_path):
+    # CWE-1321 is outside the shipped classifier's labels: it cannot be predicted, so it is listed as stated
+    text = "Prototype pollution (CWE-1321) in the merge function of Acme Utils 1.2 lets attackers add properties."
+    named, predicted, plain = triage([text, "A CWE-89: SQL injection vulnerability exists in login.php.", SQLI], k=3)
+    assert [p.cwe_id for p in named.stated] == ["CWE-1321"] and "CWE-1321" not in {p.cwe_id for p in named.predictions}
+    stated = named.to_dict()["stated"][0]
+    assert "Prototype" in stated["name"] and stated["probability"] is None and stated["url"].endswith("/1321.html")
+    assert predicted.predictions[0].cwe_id == "CWE-89" and predicted.stated == []  # predicted, so not repeated
+    assert plain.to_dict()["stated"] == []
+
+    src = tmp_path / "in.txt"
+    src.write_text(text + "\n")
+    rows = list(csv.DictReader(io.StringIO(run(str(src), "--format", "csv"))))
+    assert [r["rank"] for r in rows] == ["1", "2", "3", "stated"] and rows[3]["cwe_id"] == "CWE-1321"
+    assert "named in the description" in " ".join(run(text, "--format", "table").split())

@@ -74,15 +74,21 @@ function kbLink(id) {
   return link;
 }
 
+function probCell(probability) {
+  const pct = (100 * probability).toFixed(1) + "%";
+  const fill = el("span", { class: "fill" });
+  fill.style.width = pct; // CSSOM, not a style attribute: the page's CSP forbids inline styles
+  return el("td", { class: "prob" }, el("span", { class: "bar" }, fill), el("span", { text: " " + pct }));
+}
+
 function renderTriage(results) {
   const tbody = $("#triage-table tbody");
   tbody.replaceChildren();
   for (const result of results) {
-    result.predictions.forEach((p, rank) => {
-      const pct = (100 * p.probability).toFixed(1) + "%";
-      const fill = el("span", { class: "fill" });
-      fill.style.width = pct; // CSSOM, not a style attribute: the page's CSP forbids inline styles
-      const bar = el("span", { class: "bar" }, fill);
+    // the ranked predictions, then any CWE the description names itself that was not predicted (no probability)
+    const shown = result.predictions.map((p, rank) => [p, rank]).concat((result.stated || []).map((p) => [p, null]));
+    shown.forEach(([p, rank]) => {
+      const stated = rank === null;
       const why = el("td", { class: "why" });
       const ex = p.explanation || {};
       if (ex.summary) why.append(el("p", { text: ex.summary }));
@@ -92,10 +98,10 @@ function renderTriage(results) {
         why.append(el("p", { class: "sub", text: "Mapping: " + ex.mapping + " by MITRE; a more specific child CWE may fit" }));
       const row = el("tr", { class: rank === 0 ? "first" : "" },
         el("td", { class: "cve", text: rank === 0 ? (result.id || "") : "" }),
-        el("td", { text: String(rank + 1) }),
+        el("td", { text: stated ? "named" : String(rank + 1) }),
         el("td", {}, kbLink(p.cwe_id)),
         el("td", { text: p.name || "" }),
-        el("td", { class: "prob" }, bar, el("span", { text: " " + pct })),
+        stated ? el("td", { class: "prob", text: "named in the description; not predicted" }) : probCell(p.probability),
         why);
       if (rank === 0) row.title = result.description || "";
       tbody.append(row);
