@@ -63,6 +63,7 @@ from cyberslm.train.classifier import (
     load_rows,
     modernise,
     newest_conventions,
+    newest_year,
     newest_year_copy,
     recency_weights,
     split,
@@ -305,17 +306,15 @@ def run(variant: str, train, test, year: int, vectors: dict | None = None) -> di
             flagged, factor = discouraged_labels(labels), float(variant[len("discouraged"):] or 0.25)
             w = w * label_weights(rows, flagged, factor)
         if variant.startswith(("copy", "convention", "balance", "shift")):
-            from scipy.sparse import hstack
-
             k = float(variant[len("copy"):] or 0.5) if variant.startswith("copy") else 0.5
-            newest = max(r["year"] for r in rows)
-            is_newest = [r["year"] == newest for r in rows]
+            last = newest_year(rows)
+            is_newest = [r["year"] == last for r in rows]
             w = label_weights(rows, discouraged_labels(labels), 0.25)  # flat: the copy replaces recency weights
             w = w * class_balance_weights(y_of(rows), w, balance)
             if variant.startswith("shift"):
                 w = w * shift_weights(x, is_newest, float(variant[len("shift"):] or 0.6))
             x = newest_year_copy(x, is_newest, k)
-            xt = hstack([xt, k * xt]).tocsr()
+            xt = newest_year_copy(xt, np.ones(xt.shape[0], bool), k)  # a new CVE counts as the newest year
         if variant == "mlp":
             s = mlp_scores(x, y_of(rows), w, xt, len(labels))
         else:

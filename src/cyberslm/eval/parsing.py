@@ -59,6 +59,8 @@ def extract_cwe(text: str, strict: bool = True) -> str | None:
 
 def find_cwes(text: str) -> list[str]:
     """Every CWE id the text names, as `CWE-<n>`, in order, without repeats."""
+    if "cwe" not in (text or "").lower():  # cheap filter: triage and the classifier call this on every text
+        return []
     return list(dict.fromkeys(f"CWE-{int(n)}" for n in CWE.findall(text or "")))
 
 

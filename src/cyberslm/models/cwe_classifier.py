@@ -105,10 +105,9 @@ class CweClassifier:
         s = np.asarray(self.vectorize(texts) @ self._dense, dtype=np.float32) + self.bias
         if self.stated_boost:
             for i, text in enumerate(texts):
-                if "cwe" in text.lower():  # cheap filter: the regex runs on a few texts per thousand
-                    for cwe in find_cwes(text):
-                        if cwe in self._label_index:
-                            s[i, self._label_index[cwe]] += self.stated_boost
+                for cwe in find_cwes(text):
+                    if cwe in self._label_index:
+                        s[i, self._label_index[cwe]] += self.stated_boost
         return s
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
