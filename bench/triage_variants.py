@@ -32,7 +32,9 @@ or the power after the name: balance0.5, for the SVM and for the newest-year mod
 `class_balance_weights`; it won on validation and lost top-1 on 2022, so it is an option, off by default);
 shift (convention, with older rows weighted by how much they look like the newest training year: the odds
 of a logistic regression telling the newest year's TF-IDF rows from the older ones, clipped to 0.1-10, to
-the power 0.6 or the power after the name: shift0.3; covariate-shift importance weighting, Shimodaira 2000).
+the power 0.6 or the power after the name: shift0.3; covariate-shift importance weighting, Shimodaira 2000);
+trigram (convention, with word 1-3-grams instead of 1-2-grams); lr (convention, with the SVM's scores and a
+multinomial LogisticRegression's (C=20, same rows and weights) added, each divided by its standard deviation).
 A variant run in the same process as base also reports how many test rows only one of the two gets right,
 and the paired (McNemar) z of that difference.
 The embeddings of every description are computed once (about 30 min on 2 cores, chunks kept so a killed run
@@ -71,27 +73,29 @@ from cyberslm.train.classifier import (
 
 VARIANTS = ["base", "char", "recency8", "recency16", "mid3", "c025", "c1", "support5", "catalog", "observed",
             "bias", "mlp", "multilabel", "minilm", "minilm_tfidf", "stable2", "twins", "cnb",
-            "discouraged", "copy", "convention", "balance", "shift"]
+            "discouraged", "copy", "convention", "balance", "shift", "trigram", "lr"]
+# variants that start from the shipped recipe: newest-year conventions, Discouraged-label weights, feature copy
+ON_CONVENTION = ("convention", "balance", "shift", "trigram", "lr")
 
 
 def prep(text: str) -> str:
     return _VERSION.sub(" vernum ", text.lower())
 
 
-def vectorizers(char: bool):
+def vectorizers(char: bool, ngrams: int = 2):
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    word = TfidfVectorizer(token_pattern=r"[a-z0-9_]{2,}", ngram_range=(1, 2), min_df=2, sublinear_tf=True,
+    word = TfidfVectorizer(token_pattern=r"[a-z0-9_]{2,}", ngram_range=(1, ngrams), min_df=2, sublinear_tf=True,
                            lowercase=False, dtype=np.float32)
     chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), min_df=3, sublinear_tf=True, lowercase=False,
                             dtype=np.float32, max_features=300_000) if char else None
     return word, chars
 
 
-def features(train_texts, test_texts, char: bool):
+def features(train_texts, test_texts, char: bool, ngrams: int = 2):
     from scipy.sparse import hstack
 
-    word, chars = vectorizers(char)
+    word, chars = vectorizers(char, ngrams)
     x, xt = word.fit_transform(train_texts), word.transform(test_texts)
     if chars is not None:
         x = hstack([x, chars.fit_transform(train_texts)]).tocsr()
@@ -161,6 +165,12 @@ def svm_scores(x, y, w, xt, c: float):
     from sklearn.svm import LinearSVC
 
     return LinearSVC(C=c).fit(x, y, sample_weight=w).decision_function(xt)
+
+
+def lr_scores(x, y, w, xt, c: float = 20.0):
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=c, max_iter=300).fit(x, y, sample_weight=w).decision_function(xt)
 
 
 def bias_tuned_scores(fit_rows, test_texts, y_of, c: float, newest_weight: float, mid: float, iters: int = 400):
@@ -252,13 +262,14 @@ def standardised(s):
 
 def run(variant: str, train, test, year: int, vectors: dict | None = None) -> dict:
     start = time.time()
-    opts = dict(c=0.5, newest=4.0, mid=1.5, support=10, char=False)
+    opts = dict(c=0.5, newest=4.0, mid=1.5, support=10, char=False, ngrams=2)
     opts.update({"recency8": dict(newest=8.0), "recency16": dict(newest=16.0), "mid3": dict(mid=3.0),
-                 "c025": dict(c=0.25), "c1": dict(c=1.0), "support5": dict(support=5), "char": dict(char=True)}
+                 "c025": dict(c=0.25), "c1": dict(c=1.0), "support5": dict(support=5), "char": dict(char=True),
+                 "trigram": dict(ngrams=3)}
                 .get(variant, {}))
     train, _ = modernise(train)
     balance = float(variant[len("balance"):] or 0.8) if variant.startswith("balance") else 0.0
-    if variant.startswith(("convention", "balance", "shift")):
+    if variant.startswith(ON_CONVENTION):
         threshold = float(variant[len("convention"):] or 0.5) if variant.startswith("convention") else 0.5
         train, _ = newest_conventions(train, threshold, balance=balance)
     if variant in ("catalog", "observed"):
@@ -296,7 +307,7 @@ def run(variant: str, train, test, year: int, vectors: dict | None = None) -> di
                            hstack([xt, csr_matrix(0.5 * et)]).tocsr(), opts["c"])
     else:
         rows = fit_rows + extra
-        x, xt = features([prep(r["description"]) for r in rows], test_texts, opts["char"])
+        x, xt = features([prep(r["description"]) for r in rows], test_texts, opts["char"], opts["ngrams"])
         w = np.concatenate([recency_weights(fit_rows, opts["newest"], opts["mid"]), np.ones(len(extra))])
         if variant == "stable2":
             x, xt = stable_terms(x, xt, np.array([r["year"] for r in rows]), 2)
@@ -305,7 +316,7 @@ def run(variant: str, train, test, year: int, vectors: dict | None = None) -> di
         if variant.startswith("discouraged"):
             flagged, factor = discouraged_labels(labels), float(variant[len("discouraged"):] or 0.25)
             w = w * label_weights(rows, flagged, factor)
-        if variant.startswith(("copy", "convention", "balance", "shift")):
+        if variant.startswith(("copy", *ON_CONVENTION)):
             k = float(variant[len("copy"):] or 0.5) if variant.startswith("copy") else 0.5
             last = newest_year(rows)
             is_newest = [r["year"] == last for r in rows]
@@ -319,6 +330,9 @@ def run(variant: str, train, test, year: int, vectors: dict | None = None) -> di
             s = mlp_scores(x, y_of(rows), w, xt, len(labels))
         else:
             s = svm_scores(x, y_of(rows), w, xt, opts["c"])
+        if variant == "lr":
+            lr = lr_scores(x, y_of(rows), w, xt)
+            s = s / s.std() + lr / lr.std()
         if variant == "cnb":
             from sklearn.naive_bayes import ComplementNB
 
