@@ -21,6 +21,7 @@ import typer
 
 from cyberslm.data.sft import RCM_PROMPT  # the CTI-Bench RCM instruction, one definition
 from cyberslm.errors import CyberslmError
+from cyberslm.eval.parsing import find_cwes  # only `re`: cheap at start-up
 from cyberslm.io import read_jsonl
 
 FORMATS = ("table", "json", "jsonl", "csv")
@@ -155,8 +156,6 @@ def iter_triage(
     batch: list[tuple[str | None, str]] = []
 
     def flush() -> Iterator[TriageResult]:
-        from cyberslm.eval.parsing import find_cwes
-
         for (item_id, text), (preds, answer) in zip(batch, predict([t for _, t in batch]), strict=True):
             shown = {p.cwe_id for p in preds}
             stated = [explain(c, None) for c in find_cwes(text) if c not in shown]
