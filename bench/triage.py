@@ -2,6 +2,8 @@
 
     python bench/triage.py [--feeds /work/shared/data/nvd] [--test-year 2022]
     python bench/triage.py --validate 2021   # recipe choice: train on earlier years, test on 2021
+    python bench/triage.py --validate 2021 --options '{"min_df": 3}' --options '{"c": 1.0}'
+                                             # the shipped recipe against fit() with other settings
     python bench/triage.py --drift           # how much of the error is NVD's labelling drift
     python bench/triage.py --calibration     # shipped calibration vs a temperature alone, by ECE
 
@@ -57,10 +59,16 @@ def baseline(train: list[dict], test: list[dict], labels: list[str]) -> dict:
     return evaluate(topk, test, labels)
 
 
-def validate(rows: list[dict], year: int) -> None:
-    """The validation split used to choose the recipe: rows up to `year`, test = `year` (never 2022)."""
+def validate(rows: list[dict], year: int, options: list[dict] | None = None) -> None:
+    """The validation split used to choose the recipe: rows up to `year`, test = `year` (never 2022).
+
+    Without `options`, each row of the output undoes one more step of the shipped recipe; with them, the
+    shipped recipe is compared with `fit(train, **o)` for each `o`."""
     train, test, stats = split([r for r in rows if r["year"] is not None and r["year"] <= year], year)
     print(f"validation split: {json.dumps(stats)}")
+    if options:
+        shipped = "shipped recipe (fit() defaults)"
+        return compare(train, test, year, [(shipped, {})] + [(json.dumps(o), o) for o in options])
     flagged = discouraged_labels({r["cwe"] for r in train + test})
     per_year = {y: [r["cwe"] for r in train if r["year"] == y] for y in sorted({r["year"] for r in train})}
     per_year[year] = [r["cwe"] for r in test]
@@ -71,30 +79,39 @@ def validate(rows: list[dict], year: int) -> None:
     named = [(r, cwes) for r in test if (cwes := find_cwes(r["description"]))]
     print(f"{year} rows that name a CWE themselves: {len(named)}; the first one named is among their labels: "
           f"{sum(cwes[0] in r['cwes'] for r, cwes in named)}")
-    shipped_hits = None
-    # each row undoes one more step of the shipped recipe; rows only it / only the shipped model gets right
     before = dict(convention=0.0, newest_copy=0.0, recency=4.0)  # the recipe before the newest-year copy
-    for name, options in (("shipped: modernised labels, Discouraged-label rows x0.25, stated-CWE boost, "
-                           "newest-year copy x0.5, newest-year conventions >= 0.5", {}),
-                          ("with class balance 0.8 (--balance 0.8; wins here, loses top-1 on 2022)",
-                           dict(balance=0.8)),
-                          ("without the newest-year conventions", dict(convention=0.0)),
-                          ("without them, newest-year copy x0.5 and recency x4", dict(convention=0.0, recency=4.0)),
-                          ("recency x4 instead of the newest-year copy (before)", before),
-                          ("before, no stated-CWE boost", dict(before, stated_boost=0.0)),
-                          ("before, no boost, Discouraged-label rows x1",
-                           dict(before, stated_boost=0.0, discouraged=1.0)),
-                          ("before, no boost, x1, old labels",
-                           dict(before, stated_boost=0.0, discouraged=1.0, modernise_labels=False))):
+    compare(train, test, year, (
+        ("shipped: modernised labels, Discouraged-label rows x0.25, stated-CWE boost, "
+         "newest-year copy x0.5, newest-year conventions >= 0.5", {}),
+        ("with class balance 0.8 (--balance 0.8; wins here, loses top-1 on 2022)", dict(balance=0.8)),
+        ("without the newest-year conventions", dict(convention=0.0)),
+        ("without them, newest-year copy x0.5 and recency x4", dict(convention=0.0, recency=4.0)),
+        ("recency x4 instead of the newest-year copy (before)", before),
+        ("before, no stated-CWE boost", dict(before, stated_boost=0.0)),
+        ("before, no boost, Discouraged-label rows x1", dict(before, stated_boost=0.0, discouraged=1.0)),
+        ("before, no boost, x1, old labels",
+         dict(before, stated_boost=0.0, discouraged=1.0, modernise_labels=False)),
+    ))
+
+
+def compare(train: list[dict], test: list[dict], year: int, recipes) -> None:
+    """Train `fit(train, **options)` for each (name, options) and score it on `test`. Every recipe after the
+    first also reports the rows only it / only the first gets right, and the paired (McNemar) z of that
+    difference: a change must reach z > 2 here before it is tried on the test year."""
+    flagged = discouraged_labels({r["cwe"] for r in train + test})
+    first_hits = None
+    for name, options in recipes:
         clf, info = fit(train, **options)
         topk = clf.predict_topk([r["description"] for r in test], k=3)
         m = evaluate(topk, test, clf.labels)
         m["top1_discouraged"] = sum(p[0][0] in flagged for p in topk)
         hits = np.array([p[0][0] in r["cwes"] for p, r in zip(topk, test, strict=True)])
-        if shipped_hits is None:
-            shipped_hits = hits
+        if first_hits is None:
+            first_hits = hits
         else:
-            m["only_this"], m["only_shipped"] = int((hits & ~shipped_hits).sum()), int((shipped_hits & ~hits).sum())
+            gained, lost = int((hits & ~first_hits).sum()), int((first_hits & ~hits).sum())
+            m["only_this"], m["only_shipped"] = gained, lost
+            m["paired_z"] = round((gained - lost) / max(1, gained + lost) ** 0.5, 2)
         print(f"validation {year}, {name}, {info['labels']} labels: {json.dumps(m)}", flush=True)
 
 
@@ -228,13 +245,16 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, default=ROOT / "docs/bench/triage-reliability.png")
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--validate", type=int, metavar="YEAR", help="Only run the validation split.")
+    parser.add_argument("--options", action="append", type=json.loads, metavar="JSON",
+                        help="With --validate: fit() keyword arguments to compare with the shipped recipe "
+                        "(repeatable).")
     parser.add_argument("--drift", action="store_true", help="Only run the drift checks on --test-year.")
     parser.add_argument("--calibration", action="store_true", help="Only compare calibrations on --test-year.")
     args = parser.parse_args()
 
     rows = load_rows(sorted(args.feeds.glob("*.json*")) if args.feeds.is_dir() else [args.feeds])
     if args.validate:
-        return validate(rows, args.validate)
+        return validate(rows, args.validate, args.options)
     if args.drift:
         return drift(rows, args.test_year)
     clf = CweClassifier.load(args.model)
