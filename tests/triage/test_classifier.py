@@ -186,6 +186,38 @@ def test_a_cwe_the_description_names_is_boosted(tiny_model, tmp_path):
     assert clf.scores([not_a_label]).tolist() == off.scores([not_a_label]).tolist()
 
 
+def test_a_cwe_named_by_its_catalog_name_is_boosted_once(tiny_model, tmp_path):
+    clf = CweClassifier.load(tiny_model)
+    # the synthetic CWE-787 rows often say "out-of-bounds write", CWE-787's catalog name: training trusts it
+    assert clf.stated_names == {"out of bounds write": "CWE-787"}
+    off = CweClassifier(clf.vocab, clf.idf, clf.weights, clf.bias, clf.labels, clf.temperature)
+    texts = [
+        "sql injection in the admin panel",
+        "An OUT-OF-BOUNDS  Write in acme products",
+        "an out-of-bounds write, CWE-787, in acme products",  # named twice: one boost
+        "an out of bounds writer in acme products",  # not the name
+    ]
+    boost = (clf.scores(texts) - off.scores(texts))[:, clf.labels.index("CWE-787")]
+    np.testing.assert_allclose(boost, [0, 2.0, 2.0, 0], atol=1e-5)
+    # one text at a time scores the same as the batch (the name search runs once over all texts)
+    np.testing.assert_allclose(np.vstack([clf.scores([t]) for t in texts]), clf.scores(texts), atol=1e-5)
+    assert CweClassifier.load(clf.save(tmp_path / "copy")).stated_names == clf.stated_names
+
+
+def test_only_names_that_come_with_their_cwe_in_training_are_trusted():
+    from cyberslm.train.classifier import trusted_names
+
+    rows = [{"description": f"A Use After Free in x{i}", "cwes": ["CWE-416"]} for i in range(5)]
+    rows += [{"description": "use-after-free again", "cwes": ["CWE-787"]}]  # 5 of 6 rows: 0.83
+    rows += [{"description": f"Improper Access Control in y{i}", "cwes": ["CWE-863"]} for i in range(9)]
+    rows += [{"description": "Improper Access Control", "cwes": ["CWE-284"]}]  # 1 of 10 rows
+    rows += [{"description": "a double free", "cwes": ["CWE-415"]}] * 4  # right, but too few rows
+    labels = ["CWE-284", "CWE-415", "CWE-416", "CWE-787", "CWE-863"]
+    assert trusted_names(rows, labels, 0.8) == {"use after free": "CWE-416"}
+    assert trusted_names(rows, labels, 0.9) == {}
+    assert trusted_names(rows, labels, 0.1) == {"improper access control": "CWE-284", "use after free": "CWE-416"}
+
+
 def test_calibration_mixes_in_a_uniform_share_only_for_confident_mistakes():
     from cyberslm.train.classifier import fit_calibration
 

@@ -8,7 +8,9 @@ An artifact is a folder of plain data, never pickle:
 
 Scores are `l2norm(tfidf(text)) @ W + bias`, plus `stated_boost` for each label the text names itself
 ("A CWE-119: Improper Restriction ... vulnerability exists in ...": ICS vendors and some CNAs write their
-own label into the description, and the record keeps it: 64 of the 66 such CVEs of 2021). Probabilities are
+own label into the description, and the record keeps it: 64 of the 66 such CVEs of 2021), by id or by a
+catalog name in `stated_names` ("An Improper Check for Unusual or Exceptional Conditions vulnerability in
+Juniper ..."; training keeps only names that come with their label in most training rows). Probabilities are
 `(1 - mixture) * softmax(scores / temperature) + mixture / n_labels`, both fit on a validation split, so they
 are calibrated rather than raw margins. The small uniform mixture keeps the model from saying 0.99 on the
 new kinds of CVE where it is right 0.91 of the time (docs/bench/triage.md).
@@ -34,6 +36,8 @@ FORMAT = "cyberslm-cwe-classifier/1"
 TOKEN = re.compile(r"[a-z0-9_]{2,}")  # like sklearn's default token pattern, on lower-cased text
 _VERSION = re.compile(r"\b\d+(?:\.\d+)+[a-z0-9]*\b")  # 2.4.1, 10.0.19041: version numbers carry no weakness
 _BREAK = "zzzbreakzzz"  # joins texts in `vectorize`; never in a vocabulary (bigrams with it are unseen)
+_NON_WORD = re.compile(r"[^a-z0-9]+")
+_WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
 _PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib", ".pt", ".pth", ".bin", ".ckpt", ".npy", ".npz"}
 
 
@@ -41,6 +45,40 @@ def tokenize(text: str) -> list[str]:
     """Unigrams and bigrams of the lower-cased text, version numbers folded to one token."""
     words = TOKEN.findall(_VERSION.sub(" vernum ", text.lower()))
     return words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+
+
+def phrase(text: str) -> str:
+    """Lower-case words joined by single spaces: "Out-of-bounds  Read" -> "out of bounds read"."""
+    return " ".join(_NON_WORD.sub(" ", text.lower()).split())
+
+
+def name_phrase(name: str) -> str:
+    """A CWE name as `stated_names` keeps it: its `phrase` without the parenthesised short form or quoted
+    alias ("Cross-Site Request Forgery (CSRF)" -> "cross site request forgery")."""
+    return phrase(re.sub(r"\(.*?\)", " ", name))
+
+
+def name_patterns(phrases) -> list[re.Pattern]:
+    """Regexes that find `phrases` in lower-cased text with any non-word run between their words
+    ("out-of-bounds read" matches "out of bounds read"); one per first word, since a pattern that starts
+    with a literal lets `re` skip ahead fast (half the time of one alternation over all names)."""
+    rests: dict[str, list[str]] = {}
+    for p in phrases:
+        first, *rest = p.split()
+        rests.setdefault(first, []).append("".join(r"[^a-z0-9]+" + re.escape(w) for w in rest))
+    return [
+        re.compile(f"{re.escape(first)}(?:{'|'.join(sorted(alts, key=len, reverse=True))})(?![a-z0-9])")
+        for first, alts in rests.items()
+    ]
+
+
+def find_names(patterns: list[re.Pattern], text: str):
+    """(start, phrase) for each match of `patterns` (from `name_patterns`) in lower-cased `text` that
+    starts a word."""
+    for rx in patterns:
+        for m in rx.finditer(text):
+            if not (start := m.start()) or text[start - 1] not in _WORD_CHARS:
+                yield start, phrase(m.group())
 
 
 class CweClassifier:
@@ -57,6 +95,7 @@ class CweClassifier:
         manifest: dict | None = None,
         mixture: float = 0.0,
         stated_boost: float = 0.0,
+        stated_names: dict[str, str] | None = None,
     ):
         self.vocab = vocab
         self.idf = idf.astype(np.float32)
@@ -68,6 +107,8 @@ class CweClassifier:
         self.temperature = float(temperature)
         self.mixture = float(mixture)
         self.stated_boost = float(stated_boost)
+        self.stated_names = {k: v for k, v in (stated_names or {}).items() if v in self._label_index}
+        self._name_patterns = name_patterns(self.stated_names)
         self.manifest = manifest or {}
 
     # -- features and scores ------------------------------------------------------------------------
@@ -104,11 +145,21 @@ class CweClassifier:
             self._dense = self.weights.toarray().astype(np.float32)
         s = np.asarray(self.vectorize(texts) @ self._dense, dtype=np.float32) + self.bias
         if self.stated_boost:
-            for i, text in enumerate(texts):
-                for cwe in find_cwes(text):
-                    if cwe in self._label_index:
-                        s[i, self._label_index[cwe]] += self.stated_boost
+            for i, named in enumerate(self._named(texts)):
+                s[i, list(named)] += self.stated_boost
         return s
+
+    def _named(self, texts: list[str]) -> list[set[int]]:
+        """Per text, the indices of the labels it names: by id (CWE-787) or by a name in `stated_names`."""
+        named = [{self._label_index[c] for c in find_cwes(t) if c in self._label_index} for t in texts]
+        if self.stated_names:  # one search over all texts joined; a match's offset says whose it is
+            lowered = [t.lower() for t in texts]
+            starts = np.cumsum([0] + [len(t) + len(_BREAK) + 2 for t in lowered[:-1]])
+            for start, name in find_names(self._name_patterns, f" {_BREAK} ".join(lowered)):
+                named[int(np.searchsorted(starts, start, side="right")) - 1].add(
+                    self._label_index[self.stated_names[name]]
+                )
+        return named
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         """Calibrated probabilities over `labels` (rows sum to 1)."""
@@ -151,6 +202,7 @@ class CweClassifier:
             "temperature": self.temperature,
             "mixture": self.mixture,
             "stated_boost": self.stated_boost,
+            "stated_names": self.stated_names,
             "n_features": len(self.idf),
             "preprocessing": {
                 "lowercase": True,
@@ -207,7 +259,7 @@ def _load(folder_str: str) -> CweClassifier:
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     return CweClassifier(
         vocab, t["idf"], weights, t["bias"], labels, config.get("temperature", 1.0), manifest,
-        config.get("mixture", 0.0), config.get("stated_boost", 0.0),
+        config.get("mixture", 0.0), config.get("stated_boost", 0.0), config.get("stated_names"),
     )
 
 
