@@ -378,7 +378,7 @@ def trusted_names(rows: list[dict], labels: list[str], precision: float, min_row
     label. Juniper, Samsung and other CNAs open with the weakness by name ("An Improper Check for Unusual or
     Exceptional Conditions vulnerability in ..."), while other names are plain words that come with many
     labels ("Improper Access Control" is CWE-284 in a few rows of every ten), so each name is checked
-    against the training rows. On the 2021 validation split precision 0.8 kept 30 names (docs/bench/triage.md)."""
+    against the training rows (docs/bench/triage.md; the manifest counts the names kept)."""
     from cyberslm.knowledge import load_knowledge
     from cyberslm.models.cwe_classifier import find_names, name_patterns, name_phrase
 
