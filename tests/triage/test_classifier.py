@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cyberslm.errors import CyberslmError
-from cyberslm.models.cwe_classifier import DEFAULT_DIR, CweClassifier
+from cyberslm.models.cwe_classifier import DEFAULT_DIR, CweClassifier, tokenize
 
 
 def test_trained_tiny_model_predicts_its_labels(tiny_model):
@@ -97,6 +97,30 @@ def test_batched_vectorize_equals_one_text_at_a_time(tiny_model):
     alone = np.vstack([clf.vectorize([t]).toarray() for t in texts])
     np.testing.assert_allclose(batch, alone, rtol=1e-6)
     assert batch[1].sum() == 0 and np.allclose(np.linalg.norm(batch[[0, 2, 3]], axis=1), 1)
+
+
+def test_vectorize_counts_exactly_the_training_tokenizers_ngrams(default):
+    """vectorize looks n-grams up by word ids; it must count what `tokenize` (used to build the vocabulary)
+    yields, including bigrams of two known words that are not a feature and words outside the vocabulary."""
+    texts = [
+        "A stack-based buffer overflow in version 2.4.1 of qwzxv allows SQL injection via the id parameter.",
+        "use after free use after free",
+        "",
+        "qwzxv zzzqq",
+        "Cross-site scripting (XSS) in the admin panel of WordPress plugin 1.0",
+    ]
+    got = default.vectorize(texts)
+    for i, text in enumerate(texts):
+        counts = {}
+        for gram in tokenize(text):
+            if (j := default.vocab.get(gram)) is not None:
+                counts[j] = counts.get(j, 0) + 1
+        want = np.zeros(len(default.idf))
+        for j, c in counts.items():
+            want[j] = (1 + np.log(c)) * default.idf[j]
+        norm = np.linalg.norm(want)
+        np.testing.assert_allclose(got[i].toarray().ravel(), want / norm if norm else want, rtol=1e-5, atol=1e-7)
+    assert got[0].nnz > 10 and got[2].nnz == 0
 
 
 def test_evaluate_counts_strict_hits_on_any_real_cwe():

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import re
 from functools import lru_cache
-from itertools import repeat
+from itertools import count, repeat
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +100,7 @@ class CweClassifier:
         self.vocab = vocab
         self.idf = idf.astype(np.float32)
         self.weights = weights  # scipy CSR (n_features x n_labels), stored sparse
+        self._tables = None  # word ids for `vectorize`, built from vocab on first use
         self._dense = None  # dense copy for scoring: sparse x dense is ~5x faster than sparse x sparse
         self.bias = bias.astype(np.float32)
         self.labels = list(labels)
@@ -115,18 +116,21 @@ class CweClassifier:
     def vectorize(self, texts: list[str]):
         """Sublinear TF-IDF, L2-normalized rows, as a scipy CSR matrix (len(texts) x n_features).
 
-        All texts are tokenized as one string with a break token between them, so the per-token work
-        (regex, bigram joins, vocabulary lookups) runs in C, not in a Python loop per text.
+        All texts are tokenized as one string with a break token between them, and words become integer
+        ids in one dict pass; unigram features are then an array lookup and bigram features a binary
+        search over (first id, second id) keys, all in numpy, instead of building and hashing a string per
+        bigram (bench/triage.py measures throughput).
         """
         from scipy.sparse import csr_matrix
 
-        n = len(texts)
-        joined = f" {_BREAK} ".join(texts).lower()
-        words = TOKEN.findall(_VERSION.sub(" vernum ", joined))
-        grams = words + list(map(" ".join, zip(words, words[1:], strict=False)))
-        ids = np.fromiter(map(self.vocab.get, grams, repeat(-1)), np.int32, len(grams))
-        is_break = np.fromiter(map(_BREAK.__eq__, words), bool, len(words))
-        doc = np.cumsum(is_break)  # text index of each word; a bigram belongs to its first word's text
+        words_index, unigram, bigram_keys, bigram_cols = self._word_tables()
+        n, unknown = len(texts), len(words_index)  # ids 0..unknown; unknown has no feature
+        words = TOKEN.findall(_VERSION.sub(" vernum ", f" {_BREAK} ".join(texts).lower()))
+        wid = np.fromiter(map(words_index.get, words, repeat(unknown)), np.int64, len(words))
+        doc = np.cumsum(wid == words_index[_BREAK])  # text index of each word
+        key = wid[:-1] * (unknown + 1) + wid[1:]  # a bigram belongs to its first word's text
+        at = np.searchsorted(bigram_keys, key)  # bigram_keys ends with a sentinel above every key
+        ids = np.concatenate([unigram[wid], np.where(bigram_keys[at] == key, bigram_cols[at], -1)])
         rows = np.concatenate([doc, doc[:-1]]) if len(words) else doc
         keep = ids >= 0
         x = csr_matrix(
@@ -138,6 +142,28 @@ class CweClassifier:
         norms = np.sqrt(np.bincount(row_of, weights=x.data**2, minlength=n)).astype(np.float32)
         x.data /= np.maximum(norms, 1e-12)[row_of]
         return x
+
+    def _word_tables(self):
+        """(word -> id, unigram column per id, sorted bigram keys id1 * (n_ids + 1) + id2 ending with a
+        sentinel, their columns), built from `vocab` once, on first use.
+        The break token has an id; a word outside the vocabulary gets id n_ids, which no feature uses."""
+        if self._tables is None:
+            grams = list(self.vocab)
+            cols = np.fromiter(self.vocab.values(), np.int64, len(grams))
+            flat = " ".join(grams).split(" ") if grams else []
+            words_index = dict(zip(dict.fromkeys([*flat, _BREAK]), count()))
+            base = len(words_index) + 1
+            wid = np.fromiter(map(words_index.__getitem__, flat), np.int64, len(flat))
+            two = np.fromiter(map(str.count, grams, repeat(" ")), np.int64, len(grams)) == 1
+            first = np.cumsum(np.concatenate([[0], 1 + two[:-1]])).astype(np.int64)[: len(grams)]
+            unigram = np.full(base, -1, np.int64)
+            unigram[wid[first[~two]]] = cols[~two]
+            keys = wid[first[two]] * base + wid[first[two] + 1]
+            order = keys.argsort()
+            sentinel = np.array([np.iinfo(np.int64).max])
+            self._tables = (words_index, unigram, np.concatenate([keys[order], sentinel]),
+                            np.concatenate([cols[two][order], [-1]]))
+        return self._tables
 
     def scores(self, texts: list[str]) -> np.ndarray:
         """Linear scores (len(texts) x n_labels), with `stated_boost` added for labels a text names itself."""
