@@ -123,6 +123,13 @@ def test_vectorize_counts_exactly_the_training_tokenizers_ngrams(default):
     assert got[0].nnz > 10 and got[2].nnz == 0
 
 
+def test_a_vocabulary_ngram_of_three_words_is_a_clear_error(tiny_model):
+    clf = CweClassifier.load(tiny_model)
+    bad = CweClassifier({**clf.vocab, "use after free": 0}, clf.idf, clf.weights, clf.bias, clf.labels)
+    with pytest.raises(CyberslmError, match="'use after free' has more than two words"):
+        bad.vectorize(["use after free"])
+
+
 def test_evaluate_counts_strict_hits_on_any_real_cwe():
     from cyberslm.train.classifier import evaluate
 

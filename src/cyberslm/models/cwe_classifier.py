@@ -154,7 +154,11 @@ class CweClassifier:
             words_index = dict(zip(dict.fromkeys([*flat, _BREAK]), count()))
             base = len(words_index) + 1
             wid = np.fromiter(map(words_index.__getitem__, flat), np.int64, len(flat))
-            two = np.fromiter(map(str.count, grams, repeat(" ")), np.int64, len(grams)) == 1
+            spaces = np.fromiter(map(str.count, grams, repeat(" ")), np.int64, len(grams))
+            if (spaces > 1).any():  # tokenize() makes unigrams and bigrams only
+                bad = grams[int(np.argmax(spaces > 1))]
+                raise CyberslmError(f"classifier vocabulary: n-gram {bad!r} has more than two words")
+            two = spaces == 1
             first = np.cumsum(np.concatenate([[0], 1 + two[:-1]])).astype(np.int64)[: len(grams)]
             unigram = np.full(base, -1, np.int64)
             unigram[wid[first[~two]]] = cols[~two]
