@@ -123,6 +123,13 @@ def test_vectorize_counts_exactly_the_training_tokenizers_ngrams(default):
     assert got[0].nnz > 10 and got[2].nnz == 0
 
 
+def test_a_text_containing_the_batch_break_token_does_not_shift_the_others(default):
+    texts = ["SQL injection ZzzBreakZzz in login.php", "stored cross-site scripting in the comment field",
+             "A CWE-787: Out-of-bounds Write vulnerability exists in the parser"]
+    np.testing.assert_allclose(default.scores(texts), np.vstack([default.scores([t]) for t in texts]), atol=1e-5)
+    assert [p[0][0] for p in default.predict_topk(texts, k=1)] == ["CWE-89", "CWE-79", "CWE-787"]
+
+
 def test_a_vocabulary_ngram_of_three_words_is_a_clear_error(tiny_model):
     clf = CweClassifier.load(tiny_model)
     bad = CweClassifier({**clf.vocab, "use after free": 0}, clf.idf, clf.weights, clf.bias, clf.labels)

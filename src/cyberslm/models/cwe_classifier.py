@@ -121,17 +121,21 @@ class CweClassifier:
         search over (first id, second id) keys, all in numpy, instead of building and hashing a string per
         bigram (bench/triage.py measures throughput).
         """
+        return self._vectorize_joined(_join(texts), len(texts))
+
+    def _vectorize_joined(self, joined: str, n: int):
+        """`vectorize` of the `n` texts that `_join` made `joined`."""
         from scipy.sparse import csr_matrix
 
         words_index, unigram, bigram_keys, bigram_cols = self._word_tables()
-        n, unknown = len(texts), len(words_index)  # ids 0..unknown; unknown has no feature
-        words = TOKEN.findall(_VERSION.sub(" vernum ", f" {_BREAK} ".join(texts).lower()))
+        unknown = len(words_index)  # ids 0..unknown; unknown has no feature
+        words = TOKEN.findall(_VERSION.sub(" vernum ", joined))
         wid = np.fromiter(map(words_index.get, words, repeat(unknown)), np.int64, len(words))
         doc = np.cumsum(wid == words_index[_BREAK])  # text index of each word
         key = wid[:-1] * (unknown + 1) + wid[1:]  # a bigram belongs to its first word's text
         at = np.searchsorted(bigram_keys, key)  # bigram_keys ends with a sentinel above every key
         ids = np.concatenate([unigram[wid], np.where(bigram_keys[at] == key, bigram_cols[at], -1)])
-        rows = np.concatenate([doc, doc[:-1]]) if len(words) else doc
+        rows = np.concatenate([doc, doc[:-1]])
         keep = ids >= 0
         x = csr_matrix(
             (np.ones(int(keep.sum()), np.float32), (rows[keep], ids[keep])), shape=(n, len(self.idf))
@@ -159,7 +163,7 @@ class CweClassifier:
                 bad = grams[int(np.argmax(spaces > 1))]
                 raise CyberslmError(f"classifier vocabulary: n-gram {bad!r} has more than two words")
             two = spaces == 1
-            first = np.cumsum(np.concatenate([[0], 1 + two[:-1]])).astype(np.int64)[: len(grams)]
+            first = np.cumsum(spaces + 1) - (spaces + 1)  # where each n-gram's first word is in `flat`
             unigram = np.full(base, -1, np.int64)
             unigram[wid[first[~two]]] = cols[~two]
             keys = wid[first[two]] * base + wid[first[two] + 1]
@@ -173,22 +177,21 @@ class CweClassifier:
         """Linear scores (len(texts) x n_labels), with `stated_boost` added for labels a text names itself."""
         if self._dense is None:
             self._dense = self.weights.toarray().astype(np.float32)
-        s = np.asarray(self.vectorize(texts) @ self._dense, dtype=np.float32) + self.bias
+        joined = _join(texts)  # lower-cased once, for the features and the name search
+        s = np.asarray(self._vectorize_joined(joined, len(texts)) @ self._dense, dtype=np.float32) + self.bias
         if self.stated_boost:
-            for i, named in enumerate(self._named(texts)):
+            for i, named in enumerate(self._named(texts, joined)):
                 s[i, list(named)] += self.stated_boost
         return s
 
-    def _named(self, texts: list[str]) -> list[set[int]]:
-        """Per text, the indices of the labels it names: by id (CWE-787) or by a name in `stated_names`."""
+    def _named(self, texts: list[str], joined: str) -> list[set[int]]:
+        """Per text, the indices of the labels it names: by id (CWE-787) or by a name in `stated_names`,
+        searched once in `joined` (from `_join`); the break tokens before a match say whose it is."""
         named = [{self._label_index[c] for c in find_cwes(t) if c in self._label_index} for t in texts]
-        if self.stated_names:  # one search over all texts joined; a match's offset says whose it is
-            lowered = [t.lower() for t in texts]
-            starts = np.cumsum([0] + [len(t) + len(_BREAK) + 2 for t in lowered[:-1]])
-            for start, name in find_names(self._name_patterns, f" {_BREAK} ".join(lowered)):
-                named[int(np.searchsorted(starts, start, side="right")) - 1].add(
-                    self._label_index[self.stated_names[name]]
-                )
+        if self.stated_names:
+            breaks = np.array([m.start() for m in re.finditer(_BREAK, joined)], np.int64)
+            for start, name in find_names(self._name_patterns, joined):
+                named[int(np.searchsorted(breaks, start))].add(self._label_index[self.stated_names[name]])
         return named
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
@@ -291,6 +294,15 @@ def _load(folder_str: str) -> CweClassifier:
         vocab, t["idf"], weights, t["bias"], labels, config.get("temperature", 1.0), manifest,
         config.get("mixture", 0.0), config.get("stated_boost", 0.0), config.get("stated_names"),
     )
+
+
+def _join(texts: list[str]) -> str:
+    """The texts lower-cased and joined by the break token. A text that contains the token itself loses
+    it, so that it cannot shift the texts after it."""
+    joined = f" {_BREAK} ".join(texts).lower()
+    if joined.count(_BREAK) != max(len(texts) - 1, 0):
+        joined = f" {_BREAK} ".join(t.lower().replace(_BREAK, " ") for t in texts)
+    return joined
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
