@@ -6,7 +6,8 @@ Each variant is the recipe shipped before Discouraged-label weighting (train/cla
 categories dropped, labels with >= 10 rows, word 1-2-gram sublinear TF-IDF, LinearSVC C=0.5, newest training
 year x4 and the two before x1.5) with one change, scored by top-1 strict / top-3 / macro-F1 of the SVM's
 argmax (no pruning, fp16 or temperature, so `base` differs from such an artifact by a few thousandths). Year 2021 = the validation
-split (train <= 2019), where a change has to win before it may ship; 2022 = the held-out test split.
+split (train <= 2019), where a change has to win before it may ship; 2022 = the held-out test split;
+2019 (train <= 2018) = a one-year-gap check, which disagrees with 2022 (docs/bench/triage.md).
 One JSON line per result, appended to --out as it finishes.
 
 Variants: base; char (+ char_wb 3-5-grams, 300k features); recency8 / recency16 (newest year weight);
@@ -350,7 +351,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--feeds", type=Path, default=Path("/work/shared/data/nvd"))
     parser.add_argument("--only", default=",".join(VARIANTS))
-    parser.add_argument("--years", default="2021,2022", help="2021 = validation (train <= 2019), 2022 = test")
+    parser.add_argument("--years", default="2021,2022",
+                        help="each year Y trains on the years before it: 2021 = validation, 2022 = test, "
+                        "2019 = the one-year-gap check")
     parser.add_argument("--out", type=Path, default=Path("triage_variants.jsonl"))
     parser.add_argument("--embeddings", type=Path, default=Path("triage_minilm.npz"),
                         help="MiniLM embedding cache for the minilm variants (built when missing)")
